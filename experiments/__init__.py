@@ -1,0 +1,1 @@
+"""Experiments on softmax, linear and ReLU attention: variants, models, training, sweeps."""

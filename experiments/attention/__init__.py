@@ -1,0 +1,104 @@
+"""Registry of attention variants.
+
+Each variant lives in one module of this package and registers a
+:class:`Variant`: its functional core ``attend(q, k, v, *, causal, ...)`` on
+``(batch, heads, time, head_dim)`` tensors, its ``weights(q, k, *, causal)``
+(the full attention matrix, for analysis), a readable ``reference`` that tests
+compare the fast path with, an ``nn.Module`` that owns the projections and any
+output normalisation, and a frozen config. Modules are discovered
+automatically, so adding a variant means adding one file; modules whose name
+starts with an underscore hold shared helpers and are not variants.
+
+    >>> from experiments import attention
+    >>> attention.names()
+    ['linear', 'rela', 'softmax']
+    >>> cfg = attention.make_config("linear", form="recurrent")
+    >>> module = attention.build_module(cfg, d_model=64, num_heads=2)
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from experiments.attention._common import AttentionModule, Variant
+from experiments.config import ConfigError, from_dict
+
+__all__ = [
+    "AttentionModule",
+    "Variant",
+    "build_module",
+    "config_from_dict",
+    "config_to_dict",
+    "get",
+    "make_config",
+    "name_of",
+    "names",
+    "register",
+]
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(variant: Variant) -> Variant:
+    """Add a variant; a second registration under one name is an error."""
+    if variant.name in _REGISTRY:
+        raise ValueError(f"attention variant {variant.name!r} is registered twice")
+    _REGISTRY[variant.name] = variant
+    return variant
+
+
+def names() -> list[str]:
+    """Names of every registered attention variant, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Variant:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown attention {name!r}; valid names are {names()}"
+        ) from None
+
+
+def name_of(config: Any) -> str:
+    """The registered name whose config class ``config`` is an instance of."""
+    for variant in _REGISTRY.values():
+        if type(config) is variant.config:
+            return variant.name
+    raise ConfigError(f"{type(config).__name__} is not a registered attention config")
+
+
+def make_config(name: str, **params: Any) -> Any:
+    """The frozen config of variant ``name``; unknown parameters are an error."""
+    return from_dict(get(name).config, params)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """``{"name": ..., **fields}``: the serialised form used in results."""
+    import dataclasses
+
+    return {"name": name_of(config), **dataclasses.asdict(config)}
+
+
+def config_from_dict(data: dict[str, Any]) -> Any:
+    data = dict(data)
+    if "name" not in data:
+        raise ConfigError(f"attention config needs a 'name'; valid names are {names()}")
+    return make_config(data.pop("name"), **data)
+
+
+def build_module(config: Any, *, d_model: int, num_heads: int) -> AttentionModule:
+    """The ``nn.Module`` of the variant that ``config`` belongs to."""
+    return get(name_of(config)).module(config, d_model=d_model, num_heads=num_heads)
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_discover()

@@ -1,0 +1,108 @@
+"""The attention contract and the helpers every variant shares.
+
+Shapes: ``q`` is ``(B, H, Tq, D)``, ``k`` is ``(B, H, Tk, D)``, ``v`` is
+``(B, H, Tk, Dv)``; outputs are ``(B, H, Tq, Dv)`` and attention matrices
+``(B, H, Tq, Tk)``. A causal mask is aligned to the end of the keys, so query
+``i`` sees keys ``j <= i + (Tk - Tq)``: with ``Tq == Tk`` this is the usual
+lower triangle, and a block of new queries appended to a cache sees the whole
+cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+# attend(q, k, v, *, causal, **params) -> (B, H, Tq, Dv)
+AttendFn = Callable[..., torch.Tensor]
+# weights(q, k, *, causal, **params) -> (B, H, Tq, Tk)
+WeightsFn = Callable[..., torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """Everything the registry knows about one attention variant."""
+
+    name: str
+    config: type  # frozen dataclass of the variant's hyper-parameters
+    module: type  # AttentionModule subclass: (config, *, d_model, num_heads)
+    attend: AttendFn  # the fast functional core
+    reference: AttendFn  # a readable version of attend that tests compare with
+    weights: WeightsFn | None  # the full attention matrix, where one exists
+    summary: str  # one line for listings and --help
+
+
+def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean ``(tq, tk)`` mask, True where query ``i`` may see key ``j``."""
+    if tq > tk:
+        raise ValueError(f"causal attention needs at most as many queries ({tq}) as keys ({tk})")
+    rows = torch.arange(tq, device=device).unsqueeze(1)
+    cols = torch.arange(tk, device=device).unsqueeze(0)
+    return cols <= rows + (tk - tq)
+
+
+def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError("q, k, v must be (batch, heads, time, head_dim) tensors")
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        raise ValueError(f"incompatible shapes q={tuple(q.shape)} k={tuple(k.shape)} v={tuple(v.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k head dims differ: {q.shape[-1]} != {k.shape[-1]}")
+
+
+class AttentionModule(nn.Module):
+    """Multi-head attention around a variant's functional core.
+
+    Owns the query, key-value and output projections. Subclasses implement
+    :meth:`mix` (the variant's ``attend`` with its config) and may override
+    :meth:`post` (a normalisation of the concatenated heads, applied before
+    the output projection) and :meth:`head_weights`.
+    """
+
+    def __init__(self, config: Any, *, d_model: int, num_heads: int):
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.config = config
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=False)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model, bias=False)
+        self.out_proj = nn.Linear(d_model, d_model, bias=False)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, _ = x.shape
+        return x.view(batch, time, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, Dh)
+
+    def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        """Queries from ``x``, keys and values from ``context`` (``x`` if None)."""
+        source = x if context is None else context
+        k, v = self.kv_proj(source).split(self.d_model, dim=-1)
+        return self._split(self.q_proj(x)), self._split(k), self._split(v)
+
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head_weights(self, q: torch.Tensor, k: torch.Tensor, *, causal: bool) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no attention matrix")
+
+    def post(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalisation of the concatenated heads ``(B, T, C)``; identity by default."""
+        return z
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+        batch, time, _ = x.shape
+        q, k, v = self.project(x, context)
+        z = self.mix(q, k, v, causal=causal)  # (B, H, T, Dh)
+        z = z.transpose(1, 2).reshape(batch, time, self.d_model)  # (B, T, C)
+        return self.out_proj(self.post(z))
+
+    def weights(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+        """The ``(B, H, Tq, Tk)`` attention matrix this module applies to ``x``."""
+        q, k, _ = self.project(x, context)
+        return self.head_weights(q, k, causal=causal)

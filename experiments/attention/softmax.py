@@ -1,0 +1,69 @@
+"""Softmax attention (Vaswani et al. 2017, arXiv 1706.03762).
+
+``softmax(Q K^T * scale) V`` with ``scale = 1/sqrt(head_dim)`` by default.
+The fast path is PyTorch's ``scaled_dot_product_attention`` (FlashAttention
+or memory-efficient kernels where available); :func:`reference` forms the
+matrix explicitly and is what the tests compare against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+
+from experiments.attention import register
+from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.config import param, require
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxConfig:
+    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
+
+    def __post_init__(self):
+        require(self.scale is None or self.scale > 0, f"softmax scale must be positive, got {self.scale}")
+
+
+def weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
+    if causal:
+        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    check_qkv(q, k, v)
+    return weights(q, k, causal=causal, scale=scale) @ v
+
+
+def attend(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    check_qkv(q, k, v)
+    tq, tk = q.shape[-2], k.shape[-2]
+    if causal and tq != tk:
+        # SDPA's is_causal aligns the mask top-left; ours is aligned to the end.
+        mask = causal_mask(tq, tk, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+
+
+class SoftmaxAttention(AttentionModule):
+    def mix(self, q, k, v, *, causal):
+        return attend(q, k, v, causal=causal, scale=self.config.scale)
+
+    def head_weights(self, q, k, *, causal):
+        return weights(q, k, causal=causal, scale=self.config.scale)
+
+
+register(Variant(
+    name="softmax",
+    config=SoftmaxConfig,
+    module=SoftmaxAttention,
+    attend=attend,
+    reference=reference,
+    weights=weights,
+    summary="softmax(QK^T/sqrt d) V through PyTorch SDPA",
+))

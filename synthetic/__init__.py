@@ -1,0 +1,102 @@
+"""Registry of synthetic tasks.
+
+A task module registers a :class:`Task`: a frozen config class and a pure
+``generate(config, num_examples, generator) -> (inputs, labels)`` that draws a
+batch on the generator's device. Labels are ``-100`` where nothing is asked.
+Modules are discovered automatically; helpers live in ``_``-prefixed modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from experiments.config import ConfigError, from_dict
+
+IGNORE_INDEX = -100
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str
+    config: type  # frozen dataclass; must have vocab_size, seq_len, num_test_examples, test_seed
+    generate: Callable[[Any, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    summary: str
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.name in _REGISTRY:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Task:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; valid names are {names()}") from None
+
+
+def name_of(config: Any) -> str:
+    for task in _REGISTRY.values():
+        if type(config) is task.config:
+            return task.name
+    raise ConfigError(f"{type(config).__name__} is not a registered task config")
+
+
+def make_config(name: str, **params: Any) -> Any:
+    return from_dict(get(name).config, params)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return {"name": name_of(config), **dataclasses.asdict(config)}
+
+
+def config_from_dict(data: dict[str, Any]) -> Any:
+    data = dict(data)
+    if "name" not in data:
+        raise ConfigError(f"task config needs a 'name'; valid names are {names()}")
+    return make_config(data.pop("name"), **data)
+
+
+def generate(config: Any, num_examples: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``(inputs, labels)``, each ``(num_examples, seq_len)`` int64."""
+    return get(name_of(config)).generate(config, num_examples, generator)
+
+
+def test_set(config: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed test set: ``num_test_examples`` drawn from the task's own ``test_seed``."""
+    generator = torch.Generator(device=device).manual_seed(config.test_seed)
+    return generate(config, config.num_test_examples, generator)
+
+
+def tensor_hash(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tensors' bytes: recorded in results to pin the test set."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_discover()

@@ -1,0 +1,121 @@
+"""Multi-query associative recall, MQAR (Arora et al. 2023, Zoology, arXiv 2312.04927).
+
+Layout, as in Zoology's generator: keys are drawn from ``1 .. V/2 - 1`` and
+values from ``V/2 .. V - 1``, distinct within an example. The context is
+``k1 v1 k2 v2 ... kN vN``; in the rest of the sequence every key is queried
+once, at an even offset ``2 g`` after the context, with the slot ``g`` drawn
+without replacement with ``p(g) ∝ (g + 1)^(a - 1)`` (``a = power_a``, 0.01 by
+default, so most queries sit early). The label at a query position is the
+key's value (the next token in Zoology's shifted sequence); every other label
+is ``-100``. The remaining positions are filler: token 0 (``blank``) or
+uniform random tokens (``random``, Zoology's default). Zoology's random filler
+can equal a key, which then looks like an unlabelled query; here it may only
+when ``filler_may_collide`` is set.
+
+Worked example (V=16, seq_len=12, N=2; keys 3, 5 with values 9, 14, slots
+g = 0, 2, blank filler)::
+
+    position  0  1  2   3   4  5  6  7  8  9 10 11
+    input     3  9  5  14   3  0  0  0  5  0  0  0
+    label     .  .  .   .   9  .  .  .  14 .  .  .      (. = -100)
+
+Constraints (each checked with an error that names it): ``N`` distinct keys
+need ``N <= V/2 - 1``; distinct values need ``N <= V - V/2``; ``N`` query
+slots after the context need ``4 N <= seq_len``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from experiments.config import check_choices, param, require
+from synthetic import IGNORE_INDEX, Task, register
+
+FILLERS = ("blank", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class MQARConfig:
+    vocab_size: int = param(256, "vocabulary size V: keys from 1..V/2-1, values from V/2..V-1")
+    seq_len: int = param(64, "tokens per example")
+    num_kv_pairs: int = param(8, "key-value pairs N per example; each key is queried once")
+    power_a: float = param(0.01, "query slot g drawn with p(g) ∝ (g+1)^(a-1); 1 is uniform")
+    filler: str = param("random", "non-query positions: blank (token 0) or random tokens", choices=FILLERS)
+    filler_may_collide: bool = param(False, "random filler may equal one of the example's keys")
+    num_test_examples: int = param(1000, "size of the fixed test set")
+    test_seed: int = param(1_000_003, "seed of the fixed test set")
+
+    def __post_init__(self):
+        check_choices(self)
+        n, v, length = self.num_kv_pairs, self.vocab_size, self.seq_len
+        require(n >= 1, f"num_kv_pairs must be at least 1, got {n}")
+        require(v >= 4, f"vocab_size must be at least 4, got {v}")
+        require(n <= v // 2 - 1, f"num_kv_pairs={n} distinct keys need vocab_size >= {2 * (n + 1)} "
+                                 f"(keys come from 1..vocab_size/2-1), got vocab_size={v}")
+        require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need vocab_size >= {2 * n}, got {v}")
+        require(4 * n <= length, f"num_kv_pairs={n} pairs and their queries need seq_len >= 4*num_kv_pairs "
+                                 f"= {4 * n}, got seq_len={length}")
+        require(self.power_a > 0, f"power_a must be positive, got {self.power_a}")
+        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
+
+
+def _distinct(low: int, high: int, count: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` distinct integers from ``[low, high)`` per row, in random order."""
+    noise = torch.rand(batch, high - low, generator=generator, device=generator.device)
+    return noise.topk(count, dim=1).indices + low  # (batch, count)
+
+
+def _query_slots(num_slots: int, count: int, power_a: float, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Slots drawn without replacement with p(g) ∝ (g+1)^(a-1) (Gumbel top-k)."""
+    device = generator.device
+    log_p = (power_a - 1.0) * torch.log(torch.arange(1, num_slots + 1, device=device, dtype=torch.float64))
+    uniform = torch.rand(batch, num_slots, generator=generator, device=device, dtype=torch.float64)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+    return (log_p + gumbel).topk(count, dim=1).indices  # (batch, count)
+
+
+def _filler(config: MQARConfig, keys: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+    """Random filler tokens, avoiding the row's keys unless collisions are allowed."""
+    device = generator.device
+    if config.filler_may_collide:
+        return torch.randint(config.vocab_size, shape, generator=generator, device=device)
+    # Draw from V - N tokens, then step over each excluded key in ascending order.
+    tokens = torch.randint(config.vocab_size - keys.shape[1], shape, generator=generator, device=device)
+    for key in keys.sort(dim=1).values.unbind(dim=1):  # (batch,) each
+        tokens = tokens + (tokens >= key.unsqueeze(1))
+    return tokens
+
+
+def generate(config: MQARConfig, num_examples: int, generator: torch.Generator):
+    device = generator.device
+    n, batch = config.num_kv_pairs, num_examples
+    key_vocab = config.vocab_size // 2
+    keys = _distinct(1, key_vocab, n, batch, generator)  # (B, N)
+    values = _distinct(key_vocab, config.vocab_size, n, batch, generator)  # (B, N)
+    context = 2 * n
+    slots = _query_slots((config.seq_len - context) // 2, n, config.power_a, batch, generator)  # (B, N)
+    query_pos = context + 2 * slots  # (B, N)
+
+    inputs = torch.zeros(batch, config.seq_len, dtype=torch.long, device=device)
+    inputs[:, 0:context:2] = keys
+    inputs[:, 1:context:2] = values
+    inputs.scatter_(1, query_pos, keys)
+    labels = torch.full_like(inputs, IGNORE_INDEX)
+    labels.scatter_(1, query_pos, values)
+
+    if config.filler == "random":
+        is_filler = torch.ones_like(inputs, dtype=torch.bool)
+        is_filler[:, :context] = False
+        is_filler.scatter_(1, query_pos, False)
+        inputs = torch.where(is_filler, _filler(config, keys, inputs.shape, generator), inputs)
+    return inputs, labels
+
+
+register(Task(
+    name="mqar",
+    config=MQARConfig,
+    generate=generate,
+    summary="multi-query associative recall (Zoology layout)",
+))
