@@ -1,0 +1,147 @@
+"""Run one synthetic experiment from the command line.
+
+    python -m experiments.run --task mqar --attention rela \\
+        --seq-len 128 --num-kv-pairs 16 --d-model 64 --seed 0
+
+Every field of the chosen task's config, the chosen attention's config, the
+model config and the training config is a flag (``--help`` lists them with
+their defaults, for the chosen ``--task`` and ``--attention``). The result is
+one JSON file in the result cache; a config that has been run before is a
+cache hit and returns at once. Bad input (an unknown name, a task that cannot
+be built) exits with status 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from typing import Any
+
+import synthetic
+from experiments import attention
+from experiments.config import ConfigError, field_types
+from experiments.model import ModelConfig
+from experiments.runs import RunConfig, describe, result_path, run
+from experiments.train import TrainConfig
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _scalar_type(hint: Any) -> type:
+    """``int`` for ``int``, ``float`` for ``float | None``, and so on."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """One flag per dataclass field, its help and choices taken from the field's metadata."""
+    group = parser.add_argument_group(title)
+    hints = field_types(cls)
+    added = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = _scalar_type(hints[f.name])
+        default = f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        if kind is bool:
+            group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            group.add_argument(_flag(f.name), dest=f.name, type=kind, default=argparse.SUPPRESS,
+                               choices=f.metadata.get("choices"), metavar=kind.__name__.upper()
+                               if "choices" not in f.metadata else None, help=help_text)
+        added.append(f.name)
+    return added
+
+
+def _other_options(chosen_task: str, chosen_attention: str) -> str:
+    lines = ["options of the other tasks and attention variants (select one to use them):"]
+    for kind, registry, chosen in (("task", synthetic, chosen_task), ("attention", attention, chosen_attention)):
+        for name in registry.names():
+            if name == chosen:
+                continue
+            fields = [_flag(f.name) for f in dataclasses.fields(registry.get(name).config)]
+            lines.append(f"  --{kind} {name}: {' '.join(fields) or '(no options)'}")
+    return "\n".join(lines)
+
+
+def build_parser(task_name: str, attention_name: str) -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.run",
+        description="Train one model on one synthetic task and cache the result as JSON.",
+        epilog=_other_options(task_name, attention_name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--task", choices=synthetic.names(), default=task_name,
+                        help=f"synthetic task (default: mqar); one of {synthetic.names()}")
+    parser.add_argument("--attention", choices=attention.names(), default=attention_name,
+                        help=f"attention variant (default: softmax); one of {attention.names()}")
+    parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
+    parser.add_argument("--force", action="store_true", help="run even if the result is cached, replacing it")
+    parser.add_argument("--dry-run", action="store_true", help="print the config and its cache path, run nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the whole result as JSON instead of a summary")
+    groups = {
+        "task": add_config_flags(parser, synthetic.get(task_name).config, f"task {task_name}"),
+        "attention": add_config_flags(parser, attention.get(attention_name).config, f"attention {attention_name}"),
+        "model": add_config_flags(parser, ModelConfig, "model", skip=("attention",)),
+        "train": add_config_flags(parser, TrainConfig, "training"),
+    }
+    return parser, groups
+
+
+def _choose(argv: list[str], flag: str, valid: list[str], default: str) -> str:
+    """Read ``--task`` / ``--attention`` before the full parser exists (its flags depend on them)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument(flag, default=default)
+    value = getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
+    if value not in valid:
+        # Let the full parser report it, with the list of valid names and exit status 2.
+        return default
+    return value
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
+    task_name = _choose(argv, "--task", synthetic.names(), "mqar")
+    attention_name = _choose(argv, "--attention", attention.names(), "softmax")
+    parser, groups = build_parser(task_name, attention_name)
+    args = parser.parse_args(argv)
+    values = vars(args)
+    picked = {group: {name: values[name] for name in fields if name in values} for group, fields in groups.items()}
+    try:
+        config = RunConfig(
+            task=synthetic.make_config(args.task, **picked["task"]),
+            model=ModelConfig(**picked["model"], attention=attention.make_config(args.attention, **picked["attention"])),
+            train=TrainConfig(**picked["train"]),
+        )
+        config.key()  # resolves the device: an unavailable one is bad input too
+    except ConfigError as error:
+        parser.error(str(error))
+    return args, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, config = parse(sys.argv[1:] if argv is None else argv)
+    if args.dry_run:
+        print(json.dumps({"key": config.key(), "path": str(result_path(config, args.results_dir)),
+                          "config": config.to_dict()}, indent=1))
+        return 0
+    result, cached = run(config, root=args.results_dir, progress=not args.no_progress, force=args.force)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(describe(result))
+        print(f"result   {result_path(config, args.results_dir)}" + ("  (cached)" if cached else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""One run = (task, model, training) config; its result is one JSON file.
+
+Results are content-addressed: the file name is a hash of the full config
+(plus the device type, since a CUDA bf16 run and a CPU fp32 run of one config
+are different measurements, and :data:`SCHEMA_VERSION`, bumped whenever a
+change to the code changes what a config means). A result is written
+atomically once a run ends, so an interrupted sweep never leaves a partial
+file and a rerun skips every finished run.
+
+Layout: ``<results_dir>/<task>/<key[:16]>.json``, with ``results_dir`` from
+the argument, else ``$RESULTS_DIR``, else ``results/`` in the repository.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy
+import torch
+
+import synthetic
+from experiments import attention
+from experiments.config import ConfigError, from_dict, stable_hash
+from experiments.io import atomic_write_text
+from experiments.model import ModelConfig
+from experiments.train import TrainConfig, resolve_device, train
+
+SCHEMA_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    task: Any  # a registered task's config
+    model: ModelConfig
+    train: TrainConfig
+
+    def __post_init__(self):
+        synthetic.name_of(self.task)  # raises ConfigError for anything else
+
+    @property
+    def task_name(self) -> str:
+        return synthetic.name_of(self.task)
+
+    @property
+    def attention_name(self) -> str:
+        return attention.name_of(self.model.attention)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": synthetic.config_to_dict(self.task),
+            "model": self.model.to_dict(),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        unknown = sorted(set(data) - {"task", "model", "train"})
+        if unknown:
+            raise ConfigError(f"RunConfig: unknown key(s) {unknown}; valid keys are ['task', 'model', 'train']")
+        return cls(
+            task=synthetic.config_from_dict(data["task"]),
+            model=ModelConfig.from_dict(data.get("model", {})),
+            train=from_dict(TrainConfig, data.get("train", {})),
+        )
+
+    def key(self) -> str:
+        device = resolve_device(self.train.device).type
+        return stable_hash({"schema": SCHEMA_VERSION, "device": device, "config": self.to_dict()})
+
+    def run_id(self) -> str:
+        """A readable slug: task, attention, the task's main knobs, width, seed, key prefix."""
+        knobs = "-".join(
+            f"{short}{getattr(self.task, field)}"
+            for field, short in (("seq_len", "T"), ("num_kv_pairs", "N"), ("vocab_size", "V"))
+            if hasattr(self.task, field)
+        )
+        return (f"{self.task_name}-{self.attention_name}-{knobs}-d{self.model.d_model}"
+                f"-h{self.model.num_heads}-s{self.train.seed}-{self.key()[:8]}")
+
+
+def results_dir(override: str | os.PathLike | None = None) -> Path:
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("RESULTS_DIR", REPO_ROOT / "results"))
+
+
+def result_path(config: RunConfig, root: str | os.PathLike | None = None) -> Path:
+    return results_dir(root) / config.task_name / f"{config.key()[:16]}.json"
+
+
+def load_result(config: RunConfig, root: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The cached result of ``config``, or None if it has not been run."""
+    path = result_path(config, root)
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("key") != config.key():
+        raise RuntimeError(f"{path} holds key {result.get('key')!r}, not {config.key()!r}: a key-prefix collision")
+    return result
+
+
+def git_revision() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    revision = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if revision else None
+    return {"revision": revision, "dirty": bool(status) if status is not None else None}
+
+
+def versions() -> dict[str, str]:
+    import scipy
+    import tqdm
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "tqdm": tqdm.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: bool = True,
+        force: bool = False) -> tuple[dict[str, Any], bool]:
+    """Run ``config`` unless its result is cached; returns ``(result, was_cached)``."""
+    if not force:
+        cached = load_result(config, root)
+        if cached is not None:
+            return cached, True
+    started = time.perf_counter()
+    outcome = train(config.task, config.model, config.train, progress=progress)
+    result = {
+        "schema": SCHEMA_VERSION,
+        "key": config.key(),
+        "run_id": config.run_id(),
+        "config": config.to_dict(),
+        **outcome,
+        "wall_seconds": time.perf_counter() - started,
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions(),
+        "git": git_revision(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+    }
+    atomic_write_text(result_path(config, root), json.dumps(result, indent=1, allow_nan=False) + "\n")
+    return result, False
+
+
+def describe(result: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    final = result.get("final", {})
+    lines = [f"run      {result['run_id']}", f"status   {result['status']}"
+             + (f" at step {result['diverged_at_step']}" if result.get("diverged_at_step") else "")]
+    lines.append(f"steps    {result['steps_run']} of {result['config']['train']['steps']}")
+    if final:
+        lines.append(f"test     accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
+    lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
+    return "\n".join(lines)
+

@@ -1,0 +1,1 @@
+"""Sweeps: one module each, with ``PROFILES`` and ``configs(profile) -> list[RunConfig]``."""

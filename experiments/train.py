@@ -1,0 +1,181 @@
+"""Training one model on one synthetic task.
+
+AdamW (Loshchilov & Hutter 2019, arXiv 1711.05101) with linear warm-up and
+cosine decay; a fresh batch is generated on the training device every step
+from a seeded generator, so no data set is stored and none is reused; the
+fixed test set comes from the task's own seed. Accuracy is measured only at
+labelled (queried) positions. CUDA is used when present, with bf16 autocast;
+the CPU path runs in fp32. A non-finite training loss ends the run with
+status ``diverged`` and the first bad step: that is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import synthetic
+from experiments.config import ConfigError, check_choices, param, require, stable_hash
+from experiments.model import ModelConfig, Transformer
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = param(2000, "maximum optimiser steps")
+    batch_size: int = param(64, "examples per step")
+    lr: float = param(3e-3, "peak learning rate")
+    warmup_steps: int = param(100, "linear warm-up steps")
+    min_lr_ratio: float = param(0.1, "final learning rate as a fraction of lr (cosine decay)")
+    weight_decay: float = param(0.1, "AdamW weight decay on matrices (not norms or biases)")
+    grad_clip: float = param(1.0, "gradient-norm clip; 0 disables")
+    eval_every: int = param(100, "steps between test-set evaluations")
+    target_accuracy: float = param(0.99, "stop early once test accuracy reaches this; 0 disables early stop")
+    seed: int = param(0, "seed of the initialisation and the training stream")
+    device: str = param("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
+
+    def __post_init__(self):
+        check_choices(self)
+        require(self.steps >= 1, f"steps must be positive, got {self.steps}")
+        require(self.batch_size >= 1, f"batch_size must be positive, got {self.batch_size}")
+        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        require(0 <= self.warmup_steps <= self.steps,
+                f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+        require(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        require(self.weight_decay >= 0, f"weight_decay must be non-negative, got {self.weight_decay}")
+        require(self.grad_clip >= 0, f"grad_clip must be non-negative, got {self.grad_clip}")
+        require(self.eval_every >= 1, f"eval_every must be positive, got {self.eval_every}")
+        require(0 <= self.target_accuracy <= 1, f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for but CUDA is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of ``lr`` at ``step``: linear warm-up, then cosine to ``min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def data_seed(seed: int) -> int:
+    """Seed of the training stream, kept apart from the initialisation's seed."""
+    return int(stable_hash(["train-data", seed])[:15], 16)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98))
+
+
+def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct, counted) over positions whose label is not ``IGNORE_INDEX``."""
+    asked = labels != synthetic.IGNORE_INDEX
+    correct = (logits.argmax(dim=-1) == labels) & asked
+    return correct.sum(), asked.sum()
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, inputs: torch.Tensor, labels: torch.Tensor, *, autocast: bool,
+             batch_size: int = 250) -> dict[str, float]:
+    model.eval()
+    correct = counted = 0
+    loss_sum = 0.0
+    for start in range(0, inputs.shape[0], batch_size):
+        x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                    ignore_index=synthetic.IGNORE_INDEX, reduction="sum").item()
+        c, n = masked_accuracy(logits, y)
+        correct, counted = correct + c.item(), counted + n.item()
+    model.train()
+    return {"test_accuracy": correct / max(counted, 1), "test_loss": loss_sum / max(counted, 1)}
+
+
+def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate; returns metrics, the curve and the status.
+
+    ``status`` is ``finished`` (all steps run), ``reached_target`` (stopped
+    early at ``target_accuracy``) or ``diverged`` (``diverged_at_step`` names
+    the first step whose loss was NaN or infinite).
+    """
+    device = resolve_device(config.device)
+    autocast = device.type == "cuda"
+    torch.manual_seed(config.seed)
+    model = Transformer(model_config, vocab_size=task.vocab_size, max_len=task.seq_len).to(device)
+    optimizer = make_optimizer(model, config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    stream = torch.Generator(device=device).manual_seed(data_seed(config.seed))
+    test_inputs, test_labels = synthetic.test_set(task, device)
+
+    curve: list[dict[str, float]] = []
+    status, diverged_at, steps_run = "finished", None, 0
+    recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
+    started = time.perf_counter()
+    bar = tqdm(total=config.steps, disable=not progress, leave=False, dynamic_ncols=True)
+    for step in range(config.steps):
+        inputs, labels = synthetic.generate(task, config.batch_size, stream)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        schedule.step()
+        recent.append(loss.detach())
+        steps_run = step + 1
+        bar.update(1)
+
+        if steps_run % config.eval_every == 0 or steps_run == config.steps:
+            losses = torch.stack(recent)
+            recent = []
+            finite = torch.isfinite(losses)
+            if not bool(finite.all()):
+                first_bad = int((~finite).nonzero()[0, 0])
+                diverged_at = steps_run - len(losses) + first_bad + 1
+                status = "diverged"
+                break
+            metrics = evaluate(model, test_inputs, test_labels, autocast=autocast)
+            point = {"step": steps_run, "train_loss": float(losses.mean()), **metrics}
+            curve.append(point)
+            bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
+            if config.target_accuracy > 0 and metrics["test_accuracy"] >= config.target_accuracy:
+                status = "reached_target"
+                break
+    bar.close()
+
+    final = curve[-1] if curve else {}
+    return {
+        "status": status,
+        "diverged_at_step": diverged_at,
+        "steps_run": steps_run,
+        "final": {k: final[k] for k in ("train_loss", "test_accuracy", "test_loss")} if final else {},
+        "curve": curve,
+        "train_seconds": time.perf_counter() - started,
+        "num_parameters": model.num_parameters(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "test_set_sha256": synthetic.tensor_hash(test_inputs, test_labels),
+    }
