@@ -1,0 +1,80 @@
+# Reproduce everything: `make all` builds the figures, `make test` runs the tests.
+# Both create a virtual environment (.venv) and install the project first,
+# unless PYTHON points at an existing interpreter or a virtualenv is active.
+#
+#   make all                      # figures at the default profile (quick on CPU, full with a GPU)
+#   make all PROFILE=smoke        # seconds: checks the pipeline end to end
+#   make test PYTHON=/opt/env/bin/python   # use an environment you already have
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+
+VENV ?= .venv
+ifdef PYTHON
+  PY := $(PYTHON)
+else ifdef VIRTUAL_ENV
+  PY := $(VIRTUAL_ENV)/bin/python
+else
+  PY := $(VENV)/bin/python
+endif
+
+# Kept if torch is already importable; otherwise installed before the project so that
+# resolution never reaches for the newest (CUDA, several GB) build on a CPU machine.
+TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
+PROFILE ?= $(if $(HAS_GPU),full,quick)
+WORKERS ?= 2
+export OMP_NUM_THREADS ?= 1
+
+STAMP := .make/installed-$(subst /,_,$(PY))
+SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
+FIG_DIR := paper_figs/$(PROFILE)
+FIGURES := $(FIG_DIR)/mqar_pairs.png
+
+.PHONY: help all figures test setup clean clean-results
+
+help:  ## list the targets
+	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
+	@echo "make figures  same as all"
+	@echo "make test     run the test suite"
+	@echo "make setup    create .venv and install the project (done by the others)"
+	@echo "make clean    remove figures built for PROFILE and the install stamp"
+	@echo "make clean-results  also remove the result cache (results/)"
+	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
+
+all: figures
+
+figures: $(FIGURES)
+
+setup: $(STAMP)
+
+$(VENV)/bin/python:
+	python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(if $(or $(PYTHON),$(VIRTUAL_ENV)),,$(VENV)/bin/python)
+	@mkdir -p .make
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -c "import torch; print('torch==' + torch.__version__)" > .make/torch-constraint.txt
+	$(PY) -m pip install -c .make/torch-constraint.txt -e '.[dev]'
+	@touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+# One CSV per sweep: runs whatever is not in the result cache, then collects.
+$(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
+	$(PY) -m experiments.sweep $* --profile $(PROFILE) --workers $(WORKERS) --csv $@
+
+# One plot script per figure; editing it rebuilds the figure (and nothing else).
+$(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py | $(STAMP)
+	$(PY) paper_figs/plot_$*.py $< $@
+
+.PRECIOUS: $(FIG_DIR)/%.csv
+
+clean:
+	rm -rf $(FIG_DIR) .make
+
+clean-results: clean
+	rm -rf results

@@ -1,0 +1,112 @@
+"""Model, training loop, divergence handling and the learning check."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import synthetic
+from experiments import attention
+from experiments.config import ConfigError
+from experiments.model import ModelConfig, Transformer
+from experiments.train import TrainConfig, lr_factor, masked_accuracy, train
+
+TINY_TASK = synthetic.make_config("mqar", vocab_size=16, seq_len=16, num_kv_pairs=2, num_test_examples=32)
+TINY_MODEL = ModelConfig(d_model=16, num_heads=2)
+TINY_TRAIN = TrainConfig(steps=8, batch_size=8, warmup_steps=2, eval_every=4)
+
+
+@pytest.mark.parametrize("name", attention.names())
+def test_model_is_causal_for_every_variant(name):
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(d_model=16, num_heads=2, attention=attention.make_config(name)),
+                        vocab_size=16, max_len=12)
+    idx = torch.randint(16, (2, 12))
+    before = model(idx)
+    idx[:, 6] = (idx[:, 6] + 1) % 16
+    after = model(idx)
+    assert torch.allclose(before[:, :6], after[:, :6], atol=0, rtol=0)
+    assert not torch.allclose(before[:, 6:], after[:, 6:])
+    assert [w.shape for w in model.attention_weights(idx)] == [(2, 2, 12, 12)] * 2
+
+
+def test_model_config_validation_and_round_trip():
+    with pytest.raises(ConfigError, match="divisible by num_heads"):
+        ModelConfig(d_model=10, num_heads=3)
+    config = ModelConfig(d_model=32, num_heads=4, attention=attention.make_config("linear", form="recurrent"))
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown key"):
+        ModelConfig.from_dict({"width": 3})
+
+
+def test_mlp_switch_changes_the_parameter_count():
+    with_mlp = Transformer(ModelConfig(d_model=16, num_heads=2), vocab_size=16, max_len=8).num_parameters()
+    without = Transformer(ModelConfig(d_model=16, num_heads=2, mlp=False), vocab_size=16, max_len=8).num_parameters()
+    assert with_mlp - without == 2 * (16 * 64 + 64 + 64 * 16 + 16 + 2 * 16)  # two blocks: up, down, LayerNorm
+
+
+def test_learning_rate_schedule():
+    config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1, lr=1.0)
+    assert lr_factor(0, config) == pytest.approx(0.1)
+    assert lr_factor(9, config) == pytest.approx(1.0)
+    assert lr_factor(10, config) == pytest.approx(1.0)
+    assert lr_factor(55, config) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(100, config) == pytest.approx(0.1)
+
+
+def test_accuracy_counts_only_labelled_positions():
+    logits = torch.zeros(1, 4, 5)
+    logits[0, :, 2] = 1.0  # predicts token 2 everywhere
+    labels = torch.tensor([[-100, 2, -100, 3]])
+    correct, counted = masked_accuracy(logits, labels)
+    assert (correct.item(), counted.item()) == (1, 2)
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    first = train(TINY_TASK, TINY_MODEL, TINY_TRAIN, progress=False)
+    second = train(TINY_TASK, TINY_MODEL, TINY_TRAIN, progress=False)
+    other = train(TINY_TASK, TINY_MODEL, TrainConfig(**{**TINY_TRAIN.__dict__, "seed": 1}), progress=False)
+    assert first["curve"] == second["curve"]
+    assert first["curve"] != other["curve"]
+    assert [p["step"] for p in first["curve"]] == [4, 8]
+
+
+def test_non_finite_loss_is_a_diverged_result_at_its_step(monkeypatch):
+    """Logits turn to NaN from the 6th forward pass: the run reports step 6, it does not crash."""
+    calls = {"n": 0}
+    forward = Transformer.forward
+
+    def poisoned(self, idx):
+        out = forward(self, idx)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] >= 6:
+                out = out * float("nan")
+        return out
+
+    monkeypatch.setattr(Transformer, "forward", poisoned)
+    result = train(TINY_TASK, TINY_MODEL, TINY_TRAIN, progress=False)
+    assert result["status"] == "diverged"
+    assert result["diverged_at_step"] == 6
+    assert [p["step"] for p in result["curve"]] == [4]  # the evaluation before it is kept
+
+
+def test_early_stop_at_target():
+    config = TrainConfig(steps=8, batch_size=8, warmup_steps=2, eval_every=4, target_accuracy=0.0001)
+    result = train(TINY_TASK, TINY_MODEL, config, progress=False)
+    # a random model answers some of 64 queries right, so the target is met at the first evaluation
+    assert result["status"] == "reached_target" and result["steps_run"] == 4
+
+
+def test_small_softmax_model_learns_small_mqar():
+    """2 layers, width 64, 4 heads; 4 pairs in 32 tokens. Seeds 0-2 reach 0.99 by step 500-700 here."""
+    task = synthetic.make_config("mqar", vocab_size=32, seq_len=32, num_kv_pairs=4, filler="blank",
+                                 num_test_examples=500)
+    model = ModelConfig(d_model=64, num_heads=4, attention=attention.make_config("softmax"))
+    config = TrainConfig(steps=1200, batch_size=64, lr=1e-3, warmup_steps=100, eval_every=100,
+                         target_accuracy=0.99, seed=0)
+    result = train(task, model, config, progress=False)
+    assert result["status"] == "reached_target", result["curve"]
+    assert result["final"]["test_accuracy"] >= 0.99
