@@ -17,12 +17,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments.io import atomic_path  # noqa: E402
+
+
+COLORS = {"softmax": "tab:blue", "linear": "tab:orange", "rela": "tab:green"}  # the same in every figure
 
 
 def load(path: str) -> list[dict[str, str]]:
@@ -53,15 +57,18 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
                 if r["status"] == "diverged":
                     ax.plot(n, 0.0, "x", color="black")
         errors = [[m - lo for m, lo in zip(means, lows)], [hi - m for m, hi in zip(means, highs)]]
-        line = ax.errorbar(pairs, means, yerr=errors, marker="o", capsize=3, label=name)
+        color = COLORS.get(name)
+        line = ax.errorbar(pairs, means, yerr=errors, capsize=3, label=name, color=color, zorder=2)
         color = line[0].get_color()
         for n, m, done in zip(pairs, means, finished):
-            if not done:
-                ax.plot(n, m, "o", markerfacecolor="white", markeredgecolor=color)
+            ax.plot(n, m, "o", markeredgecolor=color, markerfacecolor=color if done else "white", zorder=3)
 
     first = rows[0]
     seeds = len({r["train.seed"] for r in rows})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({int(r["task.num_kv_pairs"]) for r in rows}))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("key-value pairs")
     ax.set_ylabel("MQAR test accuracy")
     ax.set_ylim(-0.03, 1.03)
