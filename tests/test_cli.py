@@ -41,6 +41,15 @@ def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is present here")
+def test_cuda_without_cuda_is_bad_input(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(TINY + ["--device", "cuda", "--results-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert files_under(tmp_path) == []
+
+
 def test_bad_input_from_a_real_shell(tmp_path):
     env = {**os.environ, "RESULTS_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "experiments.run", "--attention", "bogus"],
