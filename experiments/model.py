@@ -135,5 +135,13 @@ class Transformer(nn.Module):
             x = block(x)
         return maps
 
+    def aux_losses(self) -> dict[str, torch.Tensor]:
+        """Auxiliary losses of the last forward pass, summed over blocks by name (e.g. ReLUFormer's)."""
+        total: dict[str, torch.Tensor] = {}
+        for block in self.blocks:
+            for name, value in block.attn.aux_losses().items():
+                total[name] = total[name] + value if name in total else value
+        return total
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

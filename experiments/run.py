@@ -80,9 +80,10 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
         epilog=_other_options(task_name, attention_name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--task", choices=synthetic.names(), default=task_name,
+    parser.add_argument("--task", choices=synthetic.names(), default=task_name, metavar="NAME",
                         help=f"synthetic task (default: mqar); one of {synthetic.names()}")
-    parser.add_argument("--attention", choices=attention.names(), default=attention_name,
+    parser.add_argument("--attention", choices=attention.names(include_aliases=True), default=attention_name,
+                        metavar="NAME",
                         help=f"attention variant (default: softmax); one of {attention.names()}")
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--force", action="store_true", help="run even if the result is cached, replacing it")
@@ -111,7 +112,7 @@ def _choose(argv: list[str], flag: str, valid: list[str], default: str) -> str:
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
     task_name = _choose(argv, "--task", synthetic.names(), "mqar")
-    attention_name = _choose(argv, "--attention", attention.names(), "softmax")
+    attention_name = _choose(argv, "--attention", attention.names(include_aliases=True), "softmax")
     parser, groups = build_parser(task_name, attention_name)
     args = parser.parse_args(argv)
     values = vars(args)

@@ -138,20 +138,22 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             logits = model(inputs)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
+        objective = loss + sum(model.aux_losses().values())  # regularisers a variant reports, if any
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
-        recent.append(loss.detach())
+        recent.append(torch.stack([loss.detach(), objective.detach()]))
         steps_run = step + 1
         bar.update(1)
 
         if steps_run % config.eval_every == 0 or steps_run == config.steps:
-            losses = torch.stack(recent)
+            both = torch.stack(recent)  # (steps, 2): task loss, task + auxiliary losses
             recent = []
-            finite = torch.isfinite(losses)
+            losses = both[:, 0]
+            finite = torch.isfinite(both).all(dim=1)
             if not bool(finite.all()):
                 first_bad = int((~finite).nonzero()[0, 0])
                 diverged_at = steps_run - len(losses) + first_bad + 1
@@ -159,6 +161,8 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 break
             metrics = evaluate(model, test_inputs, test_labels, autocast=autocast)
             point = {"step": steps_run, "train_loss": float(losses.mean()), **metrics}
+            if not torch.equal(both[:, 0], both[:, 1]):
+                point["train_objective"] = float(both[:, 1].mean())
             curve.append(point)
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and metrics["test_accuracy"] >= config.target_accuracy:

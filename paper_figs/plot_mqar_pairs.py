@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments.io import atomic_path  # noqa: E402
 
 
-COLORS = {"softmax": "tab:blue", "linear": "tab:orange", "rela": "tab:green"}  # the same in every figure
+COLORS = {"softmax": "tab:blue", "linear": "tab:orange", "rela_g": "tab:green"}  # the same in every figure
 
 
 def load(path: str) -> list[dict[str, str]]:

@@ -7,10 +7,14 @@ tested without editing this one.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
 from helpers import assert_close
+
+from experiments.attention._common import cache_bytes
+from experiments.attention._linear import LinearFamilyModule
 
 from experiments import attention
 from experiments.config import ConfigError
@@ -32,20 +36,33 @@ def qkv(shape, *, seed=0, dtype=torch.float64, tk=None, requires_grad=False):
     return [t.requires_grad_(requires_grad) for t in (q, k, v)]
 
 
+def accepted_params(fn, params: dict) -> dict:
+    """The subset of ``params`` that ``fn`` takes (all of them if it takes ``**params``)."""
+    signature = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        return dict(params)
+    return {key: value for key, value in params.items() if key in signature}
+
+
 def call(name, q, k, v, *, causal, **overrides):
     """The variant's functional core with its default config's parameters."""
     variant = attention.get(name)
-    params = dataclasses.asdict(attention.make_config(name))
-    import inspect
-
-    accepted = inspect.signature(variant.attend).parameters
-    params = {key: value for key, value in {**params, **overrides}.items() if key in accepted}
+    params = accepted_params(variant.attend, {**dataclasses.asdict(attention.make_config(name)), **overrides})
     return variant.attend(q, k, v, causal=causal, **params), params
 
 
-def test_registry_lists_the_three_variants():
-    assert {"softmax", "linear", "rela"} <= set(NAMES)
+def module(name, *, d_model=16, num_heads=2, seed=0, **params):
+    torch.manual_seed(seed)
+    return attention.build_module(attention.make_config(name, **params), d_model=d_model, num_heads=num_heads).double()
+
+
+def test_registry_lists_the_variants_the_papers_compare():
+    expected = {"softmax", "softmax_ln", "linear", "norm_linear", "inline", "relu", "rela_g", "rela_i",
+                "reluformer", "relu_len", "sigmoid", "sparsemax", "entmax15"}
+    assert expected <= set(NAMES)
     assert NAMES == sorted(NAMES)
+    assert attention.get("rela").name == "rela_g"  # alias
+    assert "rela" not in NAMES and "rela" in attention.names(include_aliases=True)
 
 
 def test_unknown_name_lists_valid_names():
@@ -81,10 +98,13 @@ def test_output_shape(name, causal, shape):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_module_output_shape(name):
-    module = attention.build_module(attention.make_config(name), d_model=16, num_heads=4)
-    x = torch.randn(3, 11, 16)
-    assert module(x).shape == (3, 11, 16)
-    assert module.weights(x).shape == (3, 4, 11, 11)
+    mod = module(name, num_heads=4)
+    x = torch.randn(3, 11, 16, dtype=torch.float64)
+    assert mod(x).shape == (3, 11, 16)
+    assert mod.weights(x).shape == (3, 4, 11, 11)
+    context = torch.randn(3, 5, 16, dtype=torch.float64)  # cross-attention: 11 queries, 5 keys
+    assert mod(x, context, causal=False).shape == (3, 11, 16)
+    assert mod.weights(x, context, causal=False).shape == (3, 4, 11, 5)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
@@ -104,12 +124,11 @@ def test_causality_functional(name, shape):
 @pytest.mark.parametrize("name", NAMES)
 def test_causality_module(name):
     """Through projections and output normalisation too."""
-    torch.manual_seed(0)
-    module = attention.build_module(attention.make_config(name), d_model=16, num_heads=2).double()
+    mod = module(name)
     x = torch.randn(2, 12, 16, dtype=torch.float64)
-    before = module(x)
+    before = mod(x)
     x[:, 7] = torch.randn(2, 16, dtype=torch.float64)
-    after = module(x)
+    after = mod(x)
     assert torch.equal(before[:, :7], after[:, :7])
     assert not torch.allclose(before[:, 7], after[:, 7])
 
@@ -133,10 +152,7 @@ def test_weights_reproduce_attend(name, causal):
         pytest.skip(f"{name} has no attention matrix")
     q, k, v = qkv((2, 2, 13, 8))
     out, params = call(name, q, k, v, causal=causal)
-    import inspect
-
-    accepted = inspect.signature(variant.weights).parameters
-    matrix = variant.weights(q, k, causal=causal, **{key: val for key, val in params.items() if key in accepted})
+    matrix = variant.weights(q, k, causal=causal, **accepted_params(variant.weights, params))
     assert matrix.shape == (2, 2, 13, 13)
     if causal:
         assert torch.all(matrix.triu(diagonal=1) == 0), "weight on a future key"
@@ -149,7 +165,7 @@ def test_attend_matches_reference_with_gradients(name, causal):
     variant = attention.get(name)
     q, k, v = qkv((2, 2, 10, 8), requires_grad=True)
     out, params = call(name, q, k, v, causal=causal)
-    ref = variant.reference(q, k, v, causal=causal, **{key: val for key, val in params.items() if key != "form"})
+    ref = variant.reference(q, k, v, causal=causal, **accepted_params(variant.reference, params))
     assert_close(out, ref, f"{name} output")
     upstream = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), upstream)
@@ -165,3 +181,63 @@ def test_causal_cross_block_sees_whole_cache(name):
     full, _ = call(name, q, k, v, causal=True)
     tail, _ = call(name, q[:, :, -4:], k, v, causal=True)
     assert_close(tail, full[:, :, -4:], f"{name} last 4 queries")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cross_attention_shapes(name):
+    q, _, _ = qkv((2, 2, 6, 4))
+    _, k, v = qkv((2, 2, 9, 4), seed=1)
+    out, _ = call(name, q, k, v, causal=False)
+    assert out.shape == (2, 2, 6, 4) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decoding_one_token_at_a_time_equals_the_full_forward(name):
+    mod = module(name)
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    full = mod(x)
+    cache = mod.init_cache(2, dtype=torch.float64)
+    steps, sizes = [], []
+    for t in range(10):
+        out, cache = mod.decode(x[:, t:t + 1], cache)
+        steps.append(out)
+        sizes.append(cache_bytes(cache))
+    assert_close(torch.cat(steps, dim=1), full, f"{name} decode")
+    assert sizes[-1] > 0
+    if isinstance(mod, LinearFamilyModule):
+        assert len(set(sizes)) == 1, "a linear-attention state does not grow with length"
+    else:
+        assert sizes[-1] == 10 * sizes[0], "a key-value cache grows by one token per step"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cache_bytes_counts_the_real_tensors(name):
+    mod = module(name, d_model=16, num_heads=2)
+    cache = mod.init_cache(3, dtype=torch.float64)
+    _, cache = mod.decode(torch.randn(3, 1, 16, dtype=torch.float64), cache)
+    batch, heads, head_dim, fp64 = 3, 2, 8, 8
+    if isinstance(mod, LinearFamilyModule):  # S (F x Dh) and z (F) per head, plus sum v for InLine
+        per_head = mod.feature_dim * head_dim + mod.feature_dim + (head_dim if mod.needs_value_sums else 0)
+        expected = batch * heads * per_head * fp64
+    else:  # one key and one value per head after one token
+        expected = 2 * batch * heads * head_dim * fp64
+    assert cache_bytes(cache) == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_gradients_are_finite(name):
+    mod = module(name)
+    x = torch.randn(2, 9, 16, dtype=torch.float64, requires_grad=True)
+    mod(x).square().sum().backward()
+    grads = [p.grad for p in mod.parameters()] + [x.grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads[:-1])
+
+
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "full"])
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcheck_float64(name, causal):
+    q, k, v = qkv((1, 2, 5, 3), seed=2, requires_grad=True)
+    variant = attention.get(name)
+    params = accepted_params(variant.attend, dataclasses.asdict(attention.make_config(name)))
+    assert torch.autograd.gradcheck(lambda a, b, c: variant.attend(a, b, c, causal=causal, **params), (q, k, v))

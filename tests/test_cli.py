@@ -24,12 +24,12 @@ def files_under(path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--attention", "bogus"], "invalid choice: 'bogus' (choose from 'linear', 'rela', 'softmax'"),
+    (["--attention", "bogus"], "invalid choice: 'bogus' (choose from 'entmax15', 'inline', 'linear'"),
     (["--task", "nope"], "invalid choice: 'nope' (choose from 'mqar'"),
     (["--num-kv-pairs", "40", "--seq-len", "64"], "seq_len >= 4*num_kv_pairs = 160"),
     (["--vocab-size", "10", "--num-kv-pairs", "8"], "distinct keys need vocab_size >= 18"),
     (["--d-model", "10", "--num-heads", "3"], "divisible by num_heads"),
-    (["--attention", "linear", "--form", "chunked"], "invalid choice: 'chunked'"),
+    (["--attention", "linear", "--form", "blocked"], "invalid choice: 'blocked'"),
     (["--attention", "softmax", "--form", "recurrent"], "unrecognized arguments: --form"),
     (["--steps", "0"], "steps must be positive"),
 ], ids=["attention", "task", "pairs-vs-length", "vocab", "heads", "choice", "foreign-flag", "steps"])
@@ -65,7 +65,7 @@ def test_help_documents_every_option(capsys):
         cli.main(["--attention", "rela", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ["--vocab-size", "--num-kv-pairs", "--power-a", "--gate", "--gain-init", "--d-model",
+    for flag in ["--vocab-size", "--num-kv-pairs", "--power-a", "--gain-init", "--eps", "--d-model",
                  "--num-layers", "--mlp", "--steps", "--lr", "--target-accuracy", "--seed", "--device"]:
         assert flag in text
     assert "--form" in text  # the other variants' options are listed in the epilog
@@ -77,7 +77,7 @@ def test_issue_example_parses_into_the_right_config(capsys, tmp_path):
     shown = json.loads(capsys.readouterr().out)
     config = shown["config"]
     assert config["task"]["seq_len"] == 128 and config["task"]["num_kv_pairs"] == 16
-    assert config["model"]["d_model"] == 64 and config["model"]["attention"]["name"] == "rela"
+    assert config["model"]["d_model"] == 64 and config["model"]["attention"]["name"] == "rela_g"
     assert config["train"]["seed"] == 0
     assert files_under(tmp_path) == []
 
@@ -107,8 +107,8 @@ def test_run_writes_one_result_and_rerun_is_a_cache_hit(tmp_path, capsys, monkey
 
 
 def test_config_round_trips_through_the_result(tmp_path):
-    args, config = cli.parse(TINY + ["--attention", "rela", "--no-gate", "--results-dir", str(tmp_path)])
-    assert config.model.attention.gate is False
+    args, config = cli.parse(TINY + ["--attention", "rela_i", "--gain-init", "ones", "--results-dir", str(tmp_path)])
+    assert config.model.attention.gain_init == "ones"
     assert runs.RunConfig.from_dict(config.to_dict()) == config
     assert runs.RunConfig.from_dict(config.to_dict()).key() == config.key()
     with pytest.raises(ConfigError, match="unknown key"):

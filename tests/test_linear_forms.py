@@ -1,55 +1,136 @@
-"""Linear attention: the O(1)-state recurrent form computes the parallel form."""
+"""The linear-attention family: forms agree, decoding agrees, and fla-core's naive functions agree."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 from helpers import assert_close
 
 from experiments import attention
-from experiments.attention import linear
+from experiments.attention import _linear, linear
+from experiments.attention._features import FEATURE_MAPS
+
+LINEAR_FAMILY = [n for n in attention.names() if issubclass(attention.get(n).module, _linear.LinearFamilyModule)]
+MAPS = sorted(FEATURE_MAPS)
 
 
-@pytest.mark.parametrize("shape", [(2, 2, 16, 8), (1, 1, 33, 5)], ids=["B2-H2-T16-D8", "B1-H1-T33-D5"])
-def test_recurrent_equals_parallel_outputs_and_gradients(shape):
+def test_the_family_is_registered():
+    assert {"linear", "norm_linear", "inline"} <= set(LINEAR_FAMILY)
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+@pytest.mark.parametrize("name", LINEAR_FAMILY)
+def test_chunked_and_recurrent_equal_parallel_outputs_and_gradients(name, feature_map):
+    variant = attention.get(name)
     generator = torch.Generator().manual_seed(0)
+    shape = (2, 2, 13, 4)  # 13 is not a multiple of the chunk size 5
     q, k, v = (torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    parallel = linear.attend(q, k, v, causal=True, form="parallel")
-    recurrent = linear.attend(q, k, v, causal=True, form="recurrent")
-    assert_close(recurrent, parallel, "output")
     upstream = torch.randn(shape, generator=generator, dtype=torch.float64)
-    for label, g_rec, g_par in zip("qkv", torch.autograd.grad(recurrent, (q, k, v), upstream),
-                                   torch.autograd.grad(parallel, (q, k, v), upstream)):
-        assert_close(g_rec, g_par, f"d{label}")
+    outputs = {form: variant.attend(q, k, v, causal=True, feature_map=feature_map, form=form, chunk_size=5)
+               for form in _linear.FORMS}
+    grads = {form: torch.autograd.grad(out, (q, k, v), upstream) for form, out in outputs.items()}
+    for form in ("chunked", "recurrent"):
+        assert_close(outputs[form], outputs["parallel"], f"{name}/{feature_map} {form} output")
+        for label, g, ref in zip("qkv", grads[form], grads["parallel"]):
+            assert_close(g, ref, f"{name}/{feature_map} {form} d{label}")
 
 
-def test_state_is_constant_size_and_accumulates_keys():
-    q, k, v = (torch.randn(2, 3, 10, 4, dtype=torch.float64) for _ in range(3))
-    state = linear.init_state(q, v)
-    for t in range(10):
-        _, state = linear.recurrent_step(state, q[:, :, t], k[:, :, t], v[:, :, t])
-        assert state[0].shape == (2, 3, 4, 4) and state[1].shape == (2, 3, 4)
-    phi_k = torch.nn.functional.elu(k) + 1
-    assert_close(state[1], phi_k.sum(dim=2), "normaliser z = sum phi(k)")
-    assert_close(state[0], phi_k.transpose(-2, -1) @ v, "memory S = sum phi(k) v^T")
-
-
-def test_module_forms_agree():
+@pytest.mark.parametrize("feature_map", MAPS)
+@pytest.mark.parametrize("name", LINEAR_FAMILY)
+def test_decoding_equals_full_forward_for_every_feature_map(name, feature_map):
     torch.manual_seed(0)
-    par = attention.build_module(attention.make_config("linear", form="parallel"), d_model=16, num_heads=2)
-    rec = attention.build_module(attention.make_config("linear", form="recurrent"), d_model=16, num_heads=2)
-    rec.load_state_dict(par.state_dict())
-    x = torch.randn(2, 9, 16)
-    assert_close(rec(x), par(x), "module output")
+    mod = attention.build_module(attention.make_config(name, feature_map=feature_map), d_model=8, num_heads=2).double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    cache = mod.init_cache(2, dtype=torch.float64)
+    outs = []
+    for t in range(7):
+        out, cache = mod.decode(x[:, t:t + 1], cache)
+        outs.append(out)
+    assert_close(torch.cat(outs, dim=1), mod(x), f"{name}/{feature_map}")
 
 
-def test_recurrent_form_refuses_non_causal_attention():
-    q = torch.randn(1, 1, 4, 2)
-    with pytest.raises(ValueError, match="causal"):
-        linear.attend(q, q, q, causal=False, form="recurrent")
+@pytest.mark.parametrize("feature_map,expected", [
+    ("elu1", 4), ("relu", 4), ("relu2", 4), ("taylor2", 1 + 4 + 16), ("cosformer", 8), ("performer", 4),
+    ("dpfp", 8), ("identity", 4)])
+def test_feature_dimension_is_reported(feature_map, expected):
+    mod = attention.build_module(attention.make_config("linear", feature_map=feature_map), d_model=8, num_heads=2)
+    assert mod.feature_dim == expected
+    q = torch.randn(1, 2, 3, 4)
+    assert mod.features(q, torch.arange(3)).shape == (1, 2, 3, expected)
 
 
-def test_weights_rows_sum_to_one():
-    q, k = torch.randn(1, 2, 8, 4, dtype=torch.float64), torch.randn(1, 2, 8, 4, dtype=torch.float64)
-    rows = linear.weights(q, k, causal=True, eps=0.0).sum(-1)
-    assert_close(rows, torch.ones_like(rows), "row sums")
+def test_taylor2_features_give_the_second_order_taylor_kernel():
+    features = FEATURE_MAPS["taylor2"](4, None)
+    q, k = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    s = (q * k).sum(-1) / 2.0  # q.k / sqrt(4)
+    pos = torch.arange(5)
+    assert_close((features(q, pos) * features(k, pos)).sum(-1), 1 + s + s ** 2 / 2, "taylor2 kernel")
+
+
+def test_performer_features_estimate_the_softmax_kernel():
+    config = attention.make_config("linear", feature_map="performer", num_features=4096, feature_seed=1)
+    features = FEATURE_MAPS["performer"](4, config)
+    generator = torch.Generator().manual_seed(0)
+    q, k = 0.5 * torch.randn(6, 4, generator=generator), 0.5 * torch.randn(6, 4, generator=generator)
+    pos = torch.arange(6)
+    estimate = (features(q, pos) * features(k, pos)).sum(-1)
+    exact = torch.exp((q * k).sum(-1) / 2.0)
+    assert torch.allclose(estimate, exact, rtol=0.1), (estimate, exact)
+
+
+def test_cosformer_reweights_by_the_distance():
+    config = attention.make_config("linear", feature_map="cosformer", cos_max_len=10)
+    features = FEATURE_MAPS["cosformer"](3, config)
+    q, k = torch.rand(1, 3), torch.rand(1, 3)  # positive, so relu is the identity
+    near = (features(q, torch.tensor([5])) * features(k, torch.tensor([4]))).sum()
+    far = (features(q, torch.tensor([9])) * features(k, torch.tensor([0]))).sum()
+    import math
+
+    base = (q * k).sum()
+    assert_close(near, base * math.cos(math.pi / 2 * 1 / 10), "distance 1")
+    assert_close(far, base * math.cos(math.pi / 2 * 9 / 10), "distance 9")
+    with pytest.raises(ValueError, match="cos_max_len"):
+        features(q, torch.tensor([10]))
+
+
+def test_recurrent_form_is_causal_only_in_order_not_in_api():
+    """Non-causal attention uses the associative form whatever the form field says."""
+    q, k, v = (torch.randn(1, 1, 6, 3, dtype=torch.float64) for _ in range(3))
+    assert_close(linear.attend(q, k, v, causal=False, form="recurrent"),
+                 linear.attend(q, k, v, causal=False, form="parallel"), "non-causal")
+
+
+# --- an independent oracle: fla-core's pure-torch reference functions -------------------------
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # fla warns that Triton has no GPU here; only its pure-torch functions are used
+    from fla.ops.linear_attn import naive as fla_naive  # noqa: E402
+
+
+@pytest.mark.parametrize("feature_map", ["elu1", "relu2", "dpfp"])
+def test_linear_matches_fla_naive_recurrent(feature_map):
+    config = attention.make_config("linear", feature_map=feature_map, eps=1e-10)
+    generator = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 40, 8, generator=generator) for _ in range(3))  # (B, H, T, D)
+    features = _linear.build_features(config, 8)
+    fq, fk = _linear.featurize(features, q, k)
+    # fla's layout is (B, T, H, D); normalize=True gives phi(q)S / phi(q)z with eps 1e-10, the scale cancels
+    expected, _ = fla_naive.naive_recurrent_linear_attn(fq.transpose(1, 2), fk.transpose(1, 2), v.transpose(1, 2),
+                                                        normalize=True)
+    ours = linear.attend(q, k, v, causal=True, **dataclasses.asdict(config))
+    torch.testing.assert_close(ours, expected.transpose(1, 2), atol=1e-5, rtol=1e-4)
+
+
+def test_chunked_form_matches_fla_naive_chunk():
+    generator = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 2, 128, 8, generator=generator) for _ in range(3))
+    config = attention.make_config("linear", form="chunked", chunk_size=64, eps=1e-10)
+    fq, fk = _linear.featurize(_linear.build_features(config, 8), q, k)
+    expected = fla_naive.naive_chunk_linear_attn(fq.transpose(1, 2), fk.transpose(1, 2), v.transpose(1, 2),
+                                                 normalize=True)
+    ours = linear.attend(q, k, v, causal=True, **dataclasses.asdict(config))
+    torch.testing.assert_close(ours, expected.transpose(1, 2), atol=1e-5, rtol=1e-4)

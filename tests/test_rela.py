@@ -40,7 +40,7 @@ def test_gated_rmsnorm_formula_and_gate_near_half_at_init():
 
 
 def test_rela_i_has_no_gate_and_uniform_gain():
-    module = attention.build_module(attention.make_config("rela", gate=False, gain_init="uniform"), d_model=48, num_heads=4)
+    module = attention.build_module(attention.make_config("rela_i"), d_model=48, num_heads=4)
     assert module.norm.gate is None
     assert module.norm.gain.abs().max() <= math.sqrt(3 / 48)
     assert module.norm.gain.std() > 0

@@ -27,7 +27,7 @@ def test_every_sweep_module_declares_distinct_configs_for_every_profile():
 
 def test_mqar_pairs_covers_three_variants_and_several_pair_counts():
     configs = sweep.sweep_configs("mqar_pairs", "quick")
-    assert {c.attention_name for c in configs} == {"softmax", "linear", "rela"}
+    assert {c.attention_name for c in configs} == {"softmax", "linear", "rela_g"}
     assert len({c.task.num_kv_pairs for c in configs}) >= 4
 
 
@@ -46,7 +46,7 @@ def test_smoke_sweep_collects_resumes_and_plots(tmp_path, monkeypatch):
     with open(out_csv) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(configs) == len(list(results.rglob("*.json")))
-    assert {row["model.attention.name"] for row in rows} == {"softmax", "linear", "rela"}
+    assert {row["model.attention.name"] for row in rows} == {"softmax", "linear", "rela_g"}
     assert all(row["status"] in {"finished", "reached_target"} and row["test_accuracy"] for row in rows)
 
     # A second pass finds every result cached and trains nothing.

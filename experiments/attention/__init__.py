@@ -10,8 +10,8 @@ automatically, so adding a variant means adding one file; modules whose name
 starts with an underscore hold shared helpers and are not variants.
 
     >>> from experiments import attention
-    >>> attention.names()
-    ['linear', 'rela', 'softmax']
+    >>> "rela_g" in attention.names()
+    True
     >>> cfg = attention.make_config("linear", form="recurrent")
     >>> module = attention.build_module(cfg, d_model=64, num_heads=2)
 """
@@ -39,24 +39,27 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Variant] = {}
+_ALIASES: dict[str, str] = {}
 
 
-def register(variant: Variant) -> Variant:
-    """Add a variant; a second registration under one name is an error."""
-    if variant.name in _REGISTRY:
-        raise ValueError(f"attention variant {variant.name!r} is registered twice")
+def register(variant: Variant, *, aliases: tuple[str, ...] = ()) -> Variant:
+    """Add a variant (and other names for it); a name used twice is an error."""
+    for name in (variant.name, *aliases):
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"attention variant {name!r} is registered twice")
     _REGISTRY[variant.name] = variant
+    _ALIASES.update({alias: variant.name for alias in aliases})
     return variant
 
 
-def names() -> list[str]:
-    """Names of every registered attention variant, sorted."""
-    return sorted(_REGISTRY)
+def names(*, include_aliases: bool = False) -> list[str]:
+    """Names of every registered attention variant, sorted (aliases only when asked)."""
+    return sorted([*_REGISTRY, *(_ALIASES if include_aliases else ())])
 
 
 def get(name: str) -> Variant:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
         raise ConfigError(
             f"unknown attention {name!r}; valid names are {names()}"

@@ -45,6 +45,30 @@ def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> t
     return cols <= rows + (tk - tq)
 
 
+def visible_counts(tq: int, tk: int, *, causal: bool, device=None) -> torch.Tensor:
+    """``(tq, 1)`` float tensor: how many keys each query sees (``n_i`` in the papers)."""
+    if not causal:
+        return torch.full((tq, 1), float(tk), device=device)
+    return (torch.arange(tq, device=device, dtype=torch.float32) + 1 + (tk - tq)).unsqueeze(1)
+
+
+def positions(tq: int, tk: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absolute positions of queries and keys, queries aligned to the end of the keys."""
+    keys = torch.arange(tk, device=device)
+    return keys[tk - tq:] if tq <= tk else torch.arange(tq, device=device), keys
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes held by the tensors of a decoding cache (nested dicts, lists, tuples)."""
+    if isinstance(cache, torch.Tensor):
+        return cache.numel() * cache.element_size()
+    if isinstance(cache, dict):
+        return sum(cache_bytes(value) for value in cache.values())
+    if isinstance(cache, (list, tuple)):
+        return sum(cache_bytes(value) for value in cache)
+    return 0
+
+
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be (batch, heads, time, head_dim) tensors")
@@ -95,12 +119,37 @@ class AttentionModule(nn.Module):
         """Normalisation of the concatenated heads ``(B, T, C)``; identity by default."""
         return z
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
-        batch, time, _ = x.shape
-        q, k, v = self.project(x, context)
-        z = self.mix(q, k, v, causal=causal)  # (B, H, T, Dh)
+    def aux_losses(self) -> dict[str, torch.Tensor]:
+        """Auxiliary losses of the last forward pass (name -> weighted scalar); none by default.
+
+        The model sums these over its blocks and the trainer adds the sum to the
+        task loss, so a variant with a regulariser needs no change elsewhere.
+        """
+        return {}
+
+    def _merge(self, z: torch.Tensor) -> torch.Tensor:
+        batch, _, time, _ = z.shape
         z = z.transpose(1, 2).reshape(batch, time, self.d_model)  # (B, T, C)
         return self.out_proj(self.post(z))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+        q, k, v = self.project(x, context)
+        return self._merge(self.mix(q, k, v, causal=causal))  # mix: (B, H, T, Dh)
+
+    # Incremental decoding. The default cache keeps every key and value seen
+    # (a KV cache) and runs ``mix`` with one query against all of them, which
+    # the end-aligned causal mask makes the same as row t of the full forward.
+    # Variants with a constant-size state override both methods.
+
+    def init_cache(self, batch: int, *, device=None, dtype=None) -> dict[str, Any]:
+        shape = (batch, self.num_heads, 0, self.head_dim)
+        return {"k": torch.zeros(shape, device=device, dtype=dtype), "v": torch.zeros(shape, device=device, dtype=dtype)}
+
+    def decode(self, x_t: torch.Tensor, cache: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One new token ``x_t`` of shape ``(B, 1, C)``; returns its output and the grown cache."""
+        q, k, v = self.project(x_t)  # (B, H, 1, Dh) each
+        cache = {"k": torch.cat([cache["k"], k], dim=2), "v": torch.cat([cache["v"], v], dim=2)}
+        return self._merge(self.mix(q, cache["k"], cache["v"], causal=True)), cache
 
     def weights(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
         """The ``(B, H, Tq, Tk)`` attention matrix this module applies to ``x``."""

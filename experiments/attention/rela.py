@@ -7,36 +7,42 @@ Following the authors' code (``modules/rela.py`` of their ``zero`` toolkit):
 - weights ``A = relu(S)`` with no row normalisation: a row may be all zero,
   which is how a head "switches off" for a query;
 - heads ``z = concat_h(A_h V_h)``, then an RMSNorm over the concatenated
-  heads before the output projection:
-  ``W_o(g * z / sqrt(mean(z^2) + eps) * sigmoid(w * z))``.
+  heads before the output projection.
 
-With ``gate=True`` this is ReLA-g: ``g`` starts at 1 and ``w`` is a
-per-channel vector drawn from ``U(-sqrt(3/d), sqrt(3/d))`` (the Glorot-uniform
-default for a length-``d`` vector), so the gate starts near 0.5. With
-``gate=False`` and ``gain_init="uniform"`` it is ReLA-i; the paper's exact
-"specialised initialisation" is not in the code we read, so ``g`` is drawn
-from ``U(-sqrt(3/d), sqrt(3/d))`` as two re-implementations do. Attention
-dropout is not used (the synthetic tasks do not need it).
+Two variants:
+
+- ``rela_g`` (alias ``rela``): ``W_o(g * z / sqrt(mean(z^2) + eps) * sigmoid(w * z))``,
+  ``g`` initialised to 1 and ``w`` a per-channel vector drawn from
+  ``U(-sqrt(3/d), sqrt(3/d))`` (the Glorot-uniform default for a length-``d``
+  vector), so the gate starts near 0.5.
+- ``rela_i``: the same RMSNorm without the gate and a "specialised
+  initialisation" of ``g``. The exact rule is not in the code we read; ``g``
+  is drawn from ``U(-sqrt(3/d), sqrt(3/d))`` as two re-implementations do
+  (``gain_init="uniform"``; ``"ones"`` is the plain alternative).
+
+Attention dropout is not used (the synthetic tasks do not need it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention._common import AttentionModule, Variant
+from experiments.attention.relu import attend as relu_attend, reference as relu_reference, relu_scores
 from experiments.config import check_choices, param, require
 
 GAIN_INITS = ("ones", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
-class ReLAConfig:
-    gate: bool = param(True, "sigmoid gate on the RMSNorm output (ReLA-g); False for ReLA-i")
+class ReLAGConfig:
+    gated: ClassVar[bool] = True
     gain_init: str = param("ones", "init of the RMSNorm gain g: ones, or U(-sqrt(3/d), sqrt(3/d))", choices=GAIN_INITS)
     eps: float = param(1e-6, "RMSNorm epsilon")
 
@@ -45,19 +51,23 @@ class ReLAConfig:
         require(self.eps > 0, f"ReLA eps must be positive, got {self.eps}")
 
 
+@dataclasses.dataclass(frozen=True)
+class ReLAIConfig(ReLAGConfig):
+    gated: ClassVar[bool] = False
+    gain_init: str = param("uniform", "init of the RMSNorm gain g: U(-sqrt(3/d), sqrt(3/d)) (the "
+                           "specialised init), or ones", choices=GAIN_INITS)
+
+
 def weights(q, k, *, causal: bool) -> torch.Tensor:
-    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
-    if causal:
-        scores = scores * causal_mask(q.shape[-2], k.shape[-2], q.device)
-    return torch.relu(scores)
+    return relu_scores(q, k, causal=causal)
 
 
 def reference(q, k, v, *, causal: bool) -> torch.Tensor:
-    check_qkv(q, k, v)
-    return weights(q, k, causal=causal) @ v
+    return relu_reference(q, k, v, causal=causal)
 
 
-attend = reference  # one matrix product is already the direct form; a blockwise kernel is future work
+def attend(q, k, v, *, causal: bool) -> torch.Tensor:
+    return relu_attend(q, k, v, causal=causal)
 
 
 class GatedRMSNorm(nn.Module):
@@ -79,9 +89,9 @@ class GatedRMSNorm(nn.Module):
 
 
 class ReLAAttention(AttentionModule):
-    def __init__(self, config: ReLAConfig, *, d_model: int, num_heads: int):
+    def __init__(self, config: ReLAGConfig, *, d_model: int, num_heads: int):
         super().__init__(config, d_model=d_model, num_heads=num_heads)
-        self.norm = GatedRMSNorm(d_model, gate=config.gate, gain_init=config.gain_init, eps=config.eps)
+        self.norm = GatedRMSNorm(d_model, gate=config.gated, gain_init=config.gain_init, eps=config.eps)
 
     def mix(self, q, k, v, *, causal):
         return attend(q, k, v, causal=causal)
@@ -94,11 +104,21 @@ class ReLAAttention(AttentionModule):
 
 
 register(Variant(
-    name="rela",
-    config=ReLAConfig,
+    name="rela_g",
+    config=ReLAGConfig,
     module=ReLAAttention,
     attend=attend,
     reference=reference,
     weights=weights,
-    summary="ReLU attention weights with a gated RMSNorm on the heads (ReLA-g)",
+    summary="ReLA-g: ReLU weights, gated RMSNorm over the heads (as in the authors' code)",
+), aliases=("rela",))
+
+register(Variant(
+    name="rela_i",
+    config=ReLAIConfig,
+    module=ReLAAttention,
+    attend=attend,
+    reference=reference,
+    weights=weights,
+    summary="ReLA-i: ReLU weights, RMSNorm with a specialised gain init, no gate",
 ))

@@ -23,7 +23,7 @@ from experiments.model import ModelConfig
 from experiments.runs import RunConfig
 from experiments.train import TrainConfig
 
-VARIANTS = ("softmax", "linear", "rela")
+VARIANTS = ("softmax", "linear", "rela_g")
 PROFILES = {
     "smoke": dict(seq_len=16, vocab_size=16, pairs=(1, 2), seeds=(0,), d_model=16, num_heads=2,
                   train=dict(steps=6, batch_size=8, warmup_steps=2, eval_every=3), test_examples=32),

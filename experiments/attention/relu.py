@@ -1,0 +1,67 @@
+"""Plain ReLU attention: ``relu(Q K^T / sqrt d) V`` with no normalisation at all.
+
+The unstable baseline of ReLA's R2 and ReLUFormer's S4 (PAPERS.md): rows do
+not sum to one and nothing bounds the output's scale, which grows with the
+number of keys (S1: variance ``n sigma^2 / 2``). Masked positions are
+multiplied to zero, as in ReLA's code. :func:`relu_scores` is shared by the
+rest of the ReLU family (ReLA, relu_len, ReLUFormer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from experiments.attention import register
+from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.config import param, require
+
+
+@dataclasses.dataclass(frozen=True)
+class ReLUConfig:
+    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
+
+    def __post_init__(self):
+        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
+
+
+def relu_scores(q, k, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    """``relu(scale Q K^T)``, masked entries multiplied to 0: ``(B, H, Tq, Tk)``."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q * scale) @ k.transpose(-2, -1)
+    if causal:
+        scores = scores * causal_mask(q.shape[-2], k.shape[-2], q.device)
+    return torch.relu(scores)
+
+
+def weights(q, k, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    return relu_scores(q, k, causal=causal, scale=scale)
+
+
+def reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
+    check_qkv(q, k, v)
+    return weights(q, k, causal=causal, scale=scale) @ v
+
+
+attend = reference  # one masked matrix product is already the direct form
+
+
+class ReLUAttention(AttentionModule):
+    def mix(self, q, k, v, *, causal):
+        return attend(q, k, v, causal=causal, scale=self.config.scale)
+
+    def head_weights(self, q, k, *, causal):
+        return weights(q, k, causal=causal, scale=self.config.scale)
+
+
+register(Variant(
+    name="relu",
+    config=ReLUConfig,
+    module=ReLUAttention,
+    attend=attend,
+    reference=reference,
+    weights=weights,
+    summary="plain ReLU attention, no normalisation (the unstable baseline)",
+))

@@ -1,0 +1,52 @@
+"""ReLU attention divided by the number of keys (Wortsman et al. 2023, arXiv 2309.08586).
+
+``w_ij = relu(q_i . k_j / sqrt d) / n_i`` with ``n_i`` the number of keys query
+``i`` sees (``i + 1`` under a causal mask). With ``s ~ N(0, sigma_s^2)`` and
+unit values the output variance is ``sigma_s^2 / (2 n)`` (PAPERS.md, scaling
+rules), so it shrinks with length instead of growing like plain ReLU's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from experiments.attention import register
+from experiments.attention._common import AttentionModule, Variant, check_qkv, visible_counts
+from experiments.attention.relu import ReLUConfig, relu_scores
+
+
+@dataclasses.dataclass(frozen=True)
+class ReLULenConfig(ReLUConfig):
+    pass
+
+
+def weights(q, k, *, causal: bool, scale: float | None = None):
+    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device).to(q.dtype)  # (Tq, 1)
+    return relu_scores(q, k, causal=causal, scale=scale) / counts
+
+
+def reference(q, k, v, *, causal: bool, scale: float | None = None):
+    check_qkv(q, k, v)
+    return weights(q, k, causal=causal, scale=scale) @ v
+
+
+attend = reference
+
+
+class ReLULenAttention(AttentionModule):
+    def mix(self, q, k, v, *, causal):
+        return attend(q, k, v, causal=causal, scale=self.config.scale)
+
+    def head_weights(self, q, k, *, causal):
+        return weights(q, k, causal=causal, scale=self.config.scale)
+
+
+register(Variant(
+    name="relu_len",
+    config=ReLULenConfig,
+    module=ReLULenAttention,
+    attend=attend,
+    reference=reference,
+    weights=weights,
+    summary="ReLU attention divided by the number of visible keys (Wortsman et al.)",
+))
