@@ -45,11 +45,11 @@ def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> t
     return cols <= rows + (tk - tq)
 
 
-def visible_counts(tq: int, tk: int, *, causal: bool, device=None) -> torch.Tensor:
-    """``(tq, 1)`` float tensor: how many keys each query sees (``n_i`` in the papers)."""
+def visible_counts(tq: int, tk: int, *, causal: bool, device=None, dtype=torch.float32) -> torch.Tensor:
+    """``(tq, 1)`` tensor: how many keys each query sees (``n_i`` in the papers)."""
     if not causal:
-        return torch.full((tq, 1), float(tk), device=device)
-    return (torch.arange(tq, device=device, dtype=torch.float32) + 1 + (tk - tq)).unsqueeze(1)
+        return torch.full((tq, 1), float(tk), device=device, dtype=dtype)
+    return (torch.arange(tq, device=device, dtype=dtype) + 1 + (tk - tq)).unsqueeze(1)
 
 
 def positions(tq: int, tk: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

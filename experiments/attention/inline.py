@@ -39,7 +39,7 @@ def _features(q, features, params):
 def weights(q, k, *, causal: bool, features=None, **params):
     _, features = _features(q, features, params)
     scores = masked_scores(*featurize(features, q, k), causal=causal)  # (B, H, Tq, Tk)
-    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device).to(q.dtype)  # (Tq, 1)
+    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype)  # (Tq, 1)
     centred = scores + (1 - scores.sum(dim=-1, keepdim=True)) / counts
     if causal:
         return centred.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), 0.0)

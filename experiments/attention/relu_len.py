@@ -21,7 +21,7 @@ class ReLULenConfig(ReLUConfig):
 
 
 def weights(q, k, *, causal: bool, scale: float | None = None):
-    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device).to(q.dtype)  # (Tq, 1)
+    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype)  # (Tq, 1)
     return relu_scores(q, k, causal=causal, scale=scale) / counts
 
 

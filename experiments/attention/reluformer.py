@@ -48,7 +48,7 @@ class ReLUFormerConfig:
 
 def weights(q, k, *, causal: bool, scale: float | None = None, gamma: torch.Tensor | float = 1.0):
     """``relu(q.k scale) / (gamma sqrt(n_i / 2))``; ``gamma`` a float or ``(H,)`` tensor."""
-    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device).to(q.dtype)  # (Tq, 1)
+    counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype)  # (Tq, 1)
     if isinstance(gamma, torch.Tensor):
         gamma = gamma.to(q.dtype).view(-1, 1, 1)  # (H, 1, 1)
     return relu_scores(q, k, causal=causal, scale=scale) / (gamma * torch.sqrt(counts / 2))
@@ -71,7 +71,7 @@ def regularisers(matrix: torch.Tensor, *, causal: bool, entropy_margin: float = 
     norm_loss = torch.where(alive, safe_mass.log().abs(), torch.zeros_like(mass))
     p = matrix / safe_mass.unsqueeze(-1)
     entropy = -(p * torch.where(p > 0, p, torch.ones_like(p)).log()).sum(dim=-1)
-    counts = visible_counts(tq, tk, causal=causal, device=matrix.device).to(matrix.dtype).squeeze(-1)
+    counts = visible_counts(tq, tk, causal=causal, device=matrix.device, dtype=matrix.dtype).squeeze(-1)
     margin = torch.relu(entropy - entropy_margin * counts.log())
     rows = alive.sum().clamp_min(1)
     return {"norm": norm_loss.sum() / rows, "entropy": torch.where(alive, margin, 0.0).sum() / rows}

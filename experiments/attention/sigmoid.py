@@ -34,7 +34,7 @@ def weights(q, k, *, causal: bool, bias: float | None = None, scale: float | Non
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
     if bias is None:
-        offset = -torch.log(visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device)).to(q.dtype)
+        offset = -torch.log(visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype))
     else:
         offset = bias
     out = torch.sigmoid(scores + offset)
