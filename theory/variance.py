@@ -1,0 +1,209 @@
+# %% [markdown]
+# # Variance of attention outputs at initialisation
+#
+# Claims checked (PAPERS.md): **S1** (ReLUFormer, arXiv 2302.06461: softmax
+# output variance tends to `e^{sigma^2}/n`, plain ReLU's is `n sigma^2 / 2`,
+# ReLU divided by `sqrt(n/2)` stays Theta(1)), the **scaling rules** (sigmoid
+# with bias `-log n` has row sum tending to `e^{sigma^2/2}`, `n/2` with bias 0,
+# Ramapuram et al. arXiv 2409.04431; ReLU divided by `n` has variance
+# `sigma^2/(2n)`, Wortsman et al. arXiv 2309.08586) and **S2 at
+# initialisation** (a LayerNorm after the weighted sum makes all of them
+# identically distributed).
+#
+# Setting: logits `s_j ~ N(0, sigma^2)` i.i.d., values `v_j ~ N(0, 1)`
+# independent of them, `n` keys. To feed exactly these logits to the
+# project's own attention functions we use head dimension 1 with `q = sigma`
+# and `k_j ~ N(0, 1)`: the default scale `1/sqrt(1)` gives `s_j = sigma k_j`.
+
+# %%
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.stats
+import sympy as sp
+import sympy.stats as ss
+import torch
+
+import _mc
+from experiments import attention
+
+torch.set_grad_enabled(False)
+SIGMA = 1.0
+SAMPLES = _mc.size(full=20_000, fast=2_000)
+generator = torch.Generator().manual_seed(0)
+
+
+def logits_qk(n: int, samples: int, sigma: float = SIGMA):
+    """q = sigma, k ~ N(0, 1) with head dim 1, so the variants see s_j = sigma k_j."""
+    q = torch.full((samples, 1, 1, 1), sigma, dtype=torch.float64)
+    k = torch.randn(samples, 1, n, 1, generator=generator, dtype=torch.float64)
+    v = torch.randn(samples, 1, n, 1, generator=generator, dtype=torch.float64)
+    return q, k, v
+
+
+def outputs(name: str, n: int, samples: int = SAMPLES, sigma: float = SIGMA, **params):
+    q, k, v = logits_qk(n, samples, sigma)
+    weights = attention.get(name).weights(q, k, causal=False, **params)  # (S, 1, 1, n)
+    return weights, (weights @ v).flatten()
+
+
+# %% [markdown]
+# ## The logit variance (exact)
+#
+# For `q, k` with i.i.d. entries of variances `sigma_q^2, sigma_k^2`,
+# `Var(q . k) = d sigma_q^2 sigma_k^2`: the products are independent with
+# mean 0 and variance `sigma_q^2 sigma_k^2`. The `1/sqrt(d)` scale removes `d`.
+
+# %%
+sq, sk = sp.symbols("sigma_q sigma_k", positive=True)
+d = sp.symbols("d", positive=True, integer=True)
+product_variance = sp.simplify(ss.variance(ss.Normal("q", 0, sq) * ss.Normal("k", 0, sk)))
+logit_variance = d * product_variance
+print("Var(q_i k_i) =", product_variance, "; Var(q.k) =", logit_variance,
+      "; with 1/sqrt(d):", sp.simplify(logit_variance / d))
+_mc.check(sp.simplify(product_variance - sq**2 * sk**2) == 0, "Var(q_i k_i) = sigma_q^2 sigma_k^2 (sympy)")
+
+# Monte Carlo through the project's softmax scale: q.k / sqrt(d) for d = 64 has variance 1.
+qd, kd = torch.randn(2, SAMPLES, 64, generator=generator, dtype=torch.float64)
+_mc.check_mean(((qd * kd).sum(-1) / 8.0) ** 2, 1.0, "Var(q.k / sqrt d), d=64")
+
+# %% [markdown]
+# ## Plain ReLU: `Var = n sigma^2 / 2` (exact)
+#
+# `Var(sum_j relu(s_j) v_j) = n E[relu(s)^2] E[v^2]` (cross terms vanish since
+# `E v = 0`), and `E[relu(s)^2] = sigma^2 / 2` by symmetry of `s`. Divided by
+# `n` (relu_len) it is `sigma^2 / (2n)`; divided by `sqrt(n/2)` (ReLUFormer,
+# gamma = 1) it is `sigma^2`, whatever `n`.
+
+# %%
+s, sigma = sp.symbols("s sigma", positive=True)
+density = sp.exp(-s**2 / (2 * sigma**2)) / (sigma * sp.sqrt(2 * sp.pi))
+relu_second_moment = sp.simplify(sp.integrate(s**2 * density, (s, 0, sp.oo)))
+print("E[relu(s)^2] =", relu_second_moment)
+_mc.check(sp.simplify(relu_second_moment - sigma**2 / 2) == 0, "E[relu(s)^2] = sigma^2 / 2 (sympy)")
+
+for n in (16, 256, 1024):
+    _, out = outputs("relu", n)
+    _mc.check_mean(out**2, n * SIGMA**2 / 2, f"relu: Var = n sigma^2/2 at n={n}")
+    _, out = outputs("relu_len", n)
+    _mc.check_mean(out**2, SIGMA**2 / (2 * n), f"relu_len: Var = sigma^2/(2n) at n={n}")
+    _, out = outputs("reluformer", n)
+    _mc.check_mean(out**2, SIGMA**2, f"reluformer: Var = sigma^2 at n={n}")
+_mc.record("S1", "Var(sum relu(s_j) v_j) = n sigma^2/2; /sqrt(n/2) gives sigma^2", "matches at n=16..1024", True)
+_mc.record("SCALE-relu_n", "ReLU / n has output variance sigma^2/(2n)", "matches at n=16..1024", True)
+
+
+# %% [markdown]
+# ## Softmax: `Var = E[sum p_j^2] -> e^{sigma^2} / n`
+#
+# With `v` independent of `p`, `Var(sum p_j v_j) = E[sum_j p_j^2]` exactly. For
+# large `n`, `sum p_j^2 = sum X_j^2 / (sum X_j)^2` with `X = e^s`, and the law of
+# large numbers gives `n E[sum p^2] -> m_2 / m_1^2 = e^{sigma^2}`, where
+# `m_k = E[X^k] = e^{k^2 sigma^2 / 2}`. *Our derivation* (delta method) of the
+# next term: `n E[sum p^2] = e^{sigma^2} (1 + c / n + O(n^-2))` with
+# `c = 3 (m_2 - m_1^2) / m_1^2 - 2 (m_3 - m_1 m_2) / (m_1 m_2)`; the check
+# compares with this first-order value and allows `e^{sigma^2} c^2 / n^2` for
+# the next term on top of the Monte Carlo error.
+
+# %%
+m = {k_: sp.exp(k_**2 * sigma**2 / 2) for k_ in (1, 2, 3)}
+limit = sp.simplify(m[2] / m[1] ** 2)
+c_term = sp.simplify(3 * (m[2] - m[1] ** 2) / m[1] ** 2 - 2 * (m[3] - m[1] * m[2]) / (m[1] * m[2]))
+print("n E[sum p^2] ->", limit, "; first-order coefficient c =", c_term)
+_mc.check(sp.simplify(limit - sp.exp(sigma**2)) == 0, "m2/m1^2 = e^{sigma^2} (sympy)")
+
+c_value = float(c_term.subs(sigma, SIGMA))
+for n in (256, 4096):
+    weights, out = outputs("softmax", n)
+    concentration = (weights**2).sum(-1).flatten()
+    _mc.check_mean(out**2 - concentration, 0.0, f"softmax: Var(out) = E[sum p^2] at n={n}")
+    first_order = math.exp(SIGMA**2) * (1 + c_value / n)
+    _mc.check_mean(n * concentration, first_order, f"softmax: n E[sum p^2] = e^(sigma^2)(1 + c/n) at n={n}",
+                   extra=math.exp(SIGMA**2) * c_value**2 / n**2)  # allowance: the size of an O(n^-2) term
+_mc.record("S1", "softmax output variance tends to e^{sigma^2}/n", "n E[sum p^2] matches e^1 at n=256, 4096", True)
+
+# %% [markdown]
+# ## Sigmoid: row sum `-> e^{sigma^2/2}` with bias `-log n`, `n/2` with bias 0
+#
+# `n E[sigmoid(s - log n)] = E[n e^s / (n + e^s)] = e^{sigma^2/2} - E[e^{2s}/(n + e^s)]`;
+# the correction is at most `e^{2 sigma^2} / n` (*our bound*), allowed in the check.
+# With bias 0, `E[sigmoid(s)] = 1/2` by symmetry, so the row sum is `n/2` exactly.
+
+# %%
+for n in (256, 4096):
+    weights, _ = outputs("sigmoid", n)
+    _mc.check_mean(weights.sum(-1).flatten(), math.exp(SIGMA**2 / 2), f"sigmoid(-log n): row sum at n={n}",
+                   extra=math.exp(2 * SIGMA**2) / n)
+    weights, _ = outputs("sigmoid", n, bias=0.0)
+    _mc.check_mean(weights.sum(-1).flatten(), n / 2, f"sigmoid(b=0): row sum n/2 at n={n}")
+_mc.record("SCALE-sigmoid", "sigmoid with b=-log n has row sum -> e^{sigma^2/2}; n/2 with b=0",
+           "matches at n=256, 4096", True)
+
+# %% [markdown]
+# ## LayerNorm erases the difference (S2 at initialisation)
+#
+# With `v_j ~ N(0, I_D)` independent of the weights `w`, `sum_j w_j v_j` is
+# `N(0, |w|^2 I_D)` given `w`, and LayerNorm (without affine) is invariant to
+# the scale `|w|`, so `LN(sum_j w_j v_j)` has the same law for every nonzero `w`:
+# softmax, ReLU, anything. A two-sample Kolmogorov-Smirnov test should not
+# reject equality (level 0.001) after the LayerNorm, and should reject it
+# before, which shows the test has the power to see a difference.
+
+# %%
+def normed_outputs(name: str, n: int = 64, dim: int = 8, samples: int = SAMPLES):
+    q, k, _ = logits_qk(n, samples)
+    v = torch.randn(samples, 1, n, dim, generator=generator, dtype=torch.float64)
+    z = attention.get(name).weights(q, k, causal=False) @ v  # (S, 1, 1, dim)
+    keep = z.flatten(1).abs().sum(-1) > 0  # a ReLU row can be all zero; LN is undefined there
+    z = z.flatten(1)[keep]
+    return z[:, 0].numpy(), torch.nn.functional.layer_norm(z, (dim,))[:, 0].numpy()
+
+
+raw_softmax, ln_softmax = normed_outputs("softmax")
+raw_relu, ln_relu = normed_outputs("relu")
+before = scipy.stats.ks_2samp(raw_softmax, raw_relu).pvalue
+after = scipy.stats.ks_2samp(ln_softmax, ln_relu).pvalue
+print(f"KS p-value before LN {before:.3g}, after LN {after:.3g}")
+_mc.check(before < 1e-3, "without LN, softmax and ReLU outputs differ in law (KS rejects)")
+_mc.check(after > 1e-3, "after LN, softmax and ReLU outputs have the same law (KS does not reject)")
+_mc.record("S2", "LN(sum w_j v_j) has the same law for any weights at init", f"KS p={after:.2f} after LN, "
+           f"{before:.1e} before", after > 1e-3 and before < 1e-3)
+
+# %% [markdown]
+# ## Output variance against `n`, every registered variant
+#
+# Each variant's functional core on `q ~ N(0, I)`, `k ~ N(0, I)` (head dimension
+# 16) and unit values. Normalised variants shrink like `1/n` (softmax, linear,
+# sparse maps), plain ReLU and sigmoid with bias 0 would grow like `n`, and the
+# length-scaled rules hold it flat or shrink it on purpose.
+
+# %%
+lengths = [16, 64, 256, 1024] if not _mc.FAST else [16, 64, 256]
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for name in attention.names():
+    variant = attention.get(name)
+    params = {key: value for key, value in attention.config_to_dict(attention.make_config(name)).items()
+              if key != "name"}
+    values = []
+    for n in lengths:
+        q, k, v = (torch.randn(_mc.size(400, 100), 1, n, 16, generator=generator, dtype=torch.float64)
+                   for _ in range(3))
+        import inspect
+
+        signature = inspect.signature(variant.attend).parameters
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values())
+        kwargs = params if takes_all else {key: val for key, val in params.items() if key in signature}
+        values.append(float(variant.attend(q, k, v, causal=False, **kwargs).var()))
+    ax.plot(lengths, values, marker="o", label=name)
+ax.set_xscale("log", base=2)
+ax.set_yscale("log")
+ax.set_xlabel("keys n")
+ax.set_ylabel("output variance at init")
+ax.set_title("Attention output variance against n (head dim 16)", fontsize=10)
+ax.legend(fontsize=6, ncol=2)
+print("figure:", _mc.savefig(fig, "variance_vs_n"))
+print("verdicts:", _mc.write_verdicts("variance"))
