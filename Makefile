@@ -32,19 +32,23 @@ STAMP := .make/installed-$(subst /,_,$(PY))
 SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
 FIG_DIR := paper_figs/$(PROFILE)
 FIGURES := $(FIG_DIR)/mqar_pairs.png
+THEORY := $(filter-out theory/_%,$(wildcard theory/*.py))
+NOTEBOOK_DIR := paper_figs/theory
+NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
 
-.PHONY: help all figures test setup clean clean-results
+.PHONY: help all figures notebooks test setup clean clean-results
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
-	@echo "make figures  same as all"
+	@echo "make figures  the experiment figures only"
+	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
 	@echo "make clean-results  also remove the result cache (results/)"
 	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
 
-all: figures
+all: figures notebooks
 
 figures: $(FIGURES)
 
@@ -57,7 +61,7 @@ $(STAMP): pyproject.toml | $(if $(or $(PYTHON),$(VIRTUAL_ENV)),,$(VENV)/bin/pyth
 	@mkdir -p .make
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
 	$(PY) -c "import torch; print('torch==' + torch.__version__)" > .make/torch-constraint.txt
-	$(PY) -m pip install -c .make/torch-constraint.txt -e '.[dev]'
+	$(PY) -m pip install -c .make/torch-constraint.txt -e '.[dev,notebooks]'
 	@touch $@
 
 test: $(STAMP)
@@ -71,10 +75,25 @@ $(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
 $(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py | $(STAMP)
 	$(PY) paper_figs/plot_$*.py $< $@
 
-.PRECIOUS: $(FIG_DIR)/%.csv
+.PRECIOUS: $(FIG_DIR)/%.csv $(NOTEBOOK_DIR)/%.ipynb
+
+notebooks: $(NOTEBOOKS)
+
+# A theory notebook is a percent-format script: jupytext makes the .ipynb, nbconvert executes it
+# (its figures and verdicts land in $(NOTEBOOK_DIR)) and renders the HTML.
+$(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
+	@mkdir -p $(NOTEBOOK_DIR)
+	$(PY) -m jupytext --quiet --to ipynb --output $@.tmp.ipynb $<
+	PYTHONPATH=$(CURDIR)/theory:$(CURDIR) THEORY_OUT=$(CURDIR)/$(NOTEBOOK_DIR) \
+	  $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
+	  $@.tmp.ipynb || { rm -f $@.tmp.ipynb; exit 1; }
+	mv $@.tmp.ipynb $@
+
+$(NOTEBOOK_DIR)/%.html: $(NOTEBOOK_DIR)/%.ipynb
+	$(PY) -m jupyter nbconvert --to html --log-level WARN --output $(notdir $@) $<
 
 clean:
-	rm -rf $(FIG_DIR) .make
+	rm -rf $(FIG_DIR) $(NOTEBOOK_DIR) .make
 
 clean-results: clean
 	rm -rf results
