@@ -1,8 +1,19 @@
 """Registry of synthetic tasks.
 
 A task module registers a :class:`Task`: a frozen config class and a pure
-``generate(config, num_examples, generator) -> (inputs, labels)`` that draws a
-batch on the generator's device. Labels are ``-100`` where nothing is asked.
+``generate(config, num_examples, generator, *, split) -> batch`` that draws a
+batch on the generator's device (``split`` is ``"train"`` or ``"test"``, for
+tasks whose test distribution differs, such as length generalisation).
+
+- ``kind="lm"`` (decoder-only): ``batch = (inputs, labels)``, both
+  ``(B, seq_len)`` int64, labels ``-100`` where nothing is asked.
+- ``kind="seq2seq"`` (encoder-decoder): ``batch = (source, inputs, labels,
+  alignment)`` with ``source`` ``(B, S)``, decoder ``inputs``/``labels``
+  ``(B, T)`` and the gold alignment ``(B, T, S)`` bool (sure links: label
+  position ``t`` is aligned to source position ``s``).
+
+``slices(config, batch) -> {name: (B,) tensor}`` (optional) names per-example
+properties (copy length, needle depth, ...) that metrics are broken down by.
 Modules are discovered automatically; helpers live in ``_``-prefixed modules.
 """
 
@@ -21,18 +32,26 @@ from experiments.config import ConfigError, from_dict
 IGNORE_INDEX = -100
 
 
+KINDS = ("lm", "seq2seq")
+SPLITS = ("train", "test")
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
     config: type  # frozen dataclass; must have vocab_size, seq_len, num_test_examples, test_seed
-    generate: Callable[[Any, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    generate: Callable[..., tuple[torch.Tensor, ...]]  # (config, num_examples, generator, *, split)
     summary: str
+    kind: str = "lm"
+    slices: Callable[[Any, tuple[torch.Tensor, ...]], dict[str, torch.Tensor]] | None = None
 
 
 _REGISTRY: dict[str, Task] = {}
 
 
 def register(task: Task) -> Task:
+    if task.kind not in KINDS:
+        raise ValueError(f"task kind {task.kind!r} is not one of {list(KINDS)}")
     if task.name in _REGISTRY:
         raise ValueError(f"task {task.name!r} is registered twice")
     _REGISTRY[task.name] = task
@@ -72,15 +91,27 @@ def config_from_dict(data: dict[str, Any]) -> Any:
     return make_config(data.pop("name"), **data)
 
 
-def generate(config: Any, num_examples: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of ``(inputs, labels)``, each ``(num_examples, seq_len)`` int64."""
-    return get(name_of(config)).generate(config, num_examples, generator)
+def kind_of(config: Any) -> str:
+    return get(name_of(config)).kind
 
 
-def test_set(config: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def generate(config: Any, num_examples: int, generator: torch.Generator, *, split: str = "train"):
+    """A batch (see the module docstring for its layout per task kind)."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {list(SPLITS)}")
+    return get(name_of(config)).generate(config, num_examples, generator, split=split)
+
+
+def slices(config: Any, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """Per-example slice values of a batch (empty if the task defines none)."""
+    fn = get(name_of(config)).slices
+    return fn(config, batch) if fn is not None else {}
+
+
+def test_set(config: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
     """The fixed test set: ``num_test_examples`` drawn from the task's own ``test_seed``."""
     generator = torch.Generator(device=device).manual_seed(config.test_seed)
-    return generate(config, config.num_test_examples, generator)
+    return generate(config, config.num_test_examples, generator, split="test")
 
 
 def tensor_hash(*tensors: torch.Tensor) -> str:
@@ -90,6 +121,7 @@ def tensor_hash(*tensors: torch.Tensor) -> str:
     digest = hashlib.sha256()
     for tensor in tensors:
         digest.update(tensor.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+        digest.update(str(tuple(tensor.shape)).encode())
     return digest.hexdigest()
 
 

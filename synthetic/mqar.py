@@ -88,7 +88,7 @@ def _filler(config: MQARConfig, keys: torch.Tensor, shape, generator: torch.Gene
     return tokens
 
 
-def generate(config: MQARConfig, num_examples: int, generator: torch.Generator):
+def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device = generator.device
     n, batch = config.num_kv_pairs, num_examples
     key_vocab = config.vocab_size // 2

@@ -1,0 +1,130 @@
+"""A seq2seq task whose gold word alignment is known by construction (the R7 analog).
+
+A source sentence of ``source_len`` content tokens is translated word by word
+through a fixed lexicon (a bijection of the content vocabulary drawn from
+``lexicon_seed``) and reordered:
+
+- ``identity``: target order = source order;
+- ``reversal``: the target is reversed;
+- ``local_swaps``: adjacent pairs (0,1), (2,3), ... swap with ``swap_prob``;
+- ``permutation``: a uniform random order per example.
+
+With ``fertility_prob > 0`` a source word produces, with that probability,
+a second target word (through a second lexicon): a one-to-many link. The
+decoder reads ``BOS y_1 .. y_T`` and is labelled ``y_1 .. y_T EOS``; padding
+is ``PAD`` with label ``-100``. The gold alignment ``(B, T_max, S)`` marks
+label position ``t`` as aligned to the source position its word came from
+(sure links; ``EOS`` and padding have none). Tokens: ``PAD = 0``, ``BOS = 1``,
+``EOS = 2``, content ``3 .. V-1`` on both sides.
+
+Worked example (source_len=3, reversal, no fertility; source ``5 7 4``,
+lexicon 5->8, 7->3, 4->6)::
+
+    source   5 7 4
+    inputs   1 6 3 8 0 0 0        labels  6 3 8 2 . . .
+    gold     label 0 <- source 2, label 1 <- source 1, label 2 <- source 0
+
+Constraints: ``V >= 4``; ``source_len >= 1``; probabilities in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from experiments.config import check_choices, param, require
+from synthetic import IGNORE_INDEX, Task, register
+
+PAD, BOS, EOS, FIRST_CONTENT = 0, 1, 2, 3
+REORDERINGS = ("identity", "reversal", "local_swaps", "permutation")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignmentConfig:
+    vocab_size: int = param(32, "vocabulary on each side; content tokens 3..V-1")
+    source_len: int = param(12, "source tokens per example")
+    reordering: str = param("identity", "target word order", choices=REORDERINGS)
+    swap_prob: float = param(0.5, "local_swaps: probability that an adjacent pair swaps")
+    fertility_prob: float = param(0.0, "probability that a source word yields two target words (one-to-many)")
+    lexicon_seed: int = param(11, "seed of the word-to-word lexicons")
+    num_test_examples: int = param(1000, "size of the fixed test set")
+    test_seed: int = param(1_000_003, "seed of the fixed test set")
+
+    def __post_init__(self):
+        check_choices(self)
+        require(self.vocab_size >= FIRST_CONTENT + 1, f"vocab_size must be at least 4, got {self.vocab_size}")
+        require(self.source_len >= 1, f"source_len must be positive, got {self.source_len}")
+        require(0.0 <= self.swap_prob <= 1.0, f"swap_prob must be in [0, 1], got {self.swap_prob}")
+        require(0.0 <= self.fertility_prob <= 1.0, f"fertility_prob must be in [0, 1], got {self.fertility_prob}")
+        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
+
+    @property
+    def seq_len(self) -> int:
+        """Longest decoder sequence: two words per source word, plus BOS/EOS."""
+        return 2 * self.source_len + 1
+
+
+def lexicons(config: AlignmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ``(V,)`` maps from source token to target token (identity on special tokens)."""
+    generator = torch.Generator().manual_seed(config.lexicon_seed)
+    content = config.vocab_size - FIRST_CONTENT
+    maps = []
+    for _ in range(2):
+        table = torch.arange(config.vocab_size)
+        table[FIRST_CONTENT:] = torch.randperm(content, generator=generator) + FIRST_CONTENT
+        maps.append(table)
+    return maps[0], maps[1]
+
+
+def _order(config: AlignmentConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """``(B, S)``: the source position that fills each target slot."""
+    device, length = generator.device, config.source_len
+    base = torch.arange(length, device=device).expand(batch, length)
+    if config.reordering == "identity":
+        return base.clone()
+    if config.reordering == "reversal":
+        return base.flip(1)
+    if config.reordering == "permutation":
+        return torch.rand(batch, length, generator=generator, device=device).argsort(dim=1)
+    swap = torch.rand(batch, length // 2, generator=generator, device=device) < config.swap_prob  # (B, S//2)
+    order = base.clone()
+    pairs = order[:, : 2 * (length // 2)].view(batch, -1, 2)
+    pairs = torch.where(swap.unsqueeze(-1), pairs.flip(-1), pairs)
+    order[:, : 2 * (length // 2)] = pairs.reshape(batch, -1)
+    return order
+
+
+def generate(config: AlignmentConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
+    device, batch, length = generator.device, num_examples, config.source_len
+    first, second = (t.to(device) for t in lexicons(config))
+    source = torch.randint(FIRST_CONTENT, config.vocab_size, (batch, length), generator=generator, device=device)
+    fertile = torch.rand(batch, length, generator=generator, device=device) < config.fertility_prob  # per source
+    order = _order(config, batch, generator)  # (B, S)
+    fertile_in_order = fertile.gather(1, order)
+    words = 1 + fertile_in_order.long()  # target words per slot
+    start = words.cumsum(dim=1) - words  # first target index of each slot
+    total = words.sum(dim=1)  # (B,)
+
+    width = config.seq_len
+    targets = torch.full((batch, width + 1), PAD, dtype=torch.long, device=device)  # one spare column for scatter
+    origin = torch.full((batch, width + 1), -1, dtype=torch.long, device=device)
+    source_in_order = source.gather(1, order)
+    targets.scatter_(1, start, first[source_in_order])
+    origin.scatter_(1, start, order)
+    second_index = torch.where(fertile_in_order, start + 1, torch.full_like(start, width))  # spare column if unused
+    targets.scatter_(1, second_index, torch.where(fertile_in_order, second[source_in_order], PAD))
+    origin.scatter_(1, second_index, torch.where(fertile_in_order, order, -1))
+    targets, origin = targets[:, :width], origin[:, :width]
+
+    positions = torch.arange(width, device=device).unsqueeze(0)
+    labels = torch.where(positions < total.unsqueeze(1), targets, IGNORE_INDEX)
+    labels = torch.where(positions == total.unsqueeze(1), EOS, labels)
+    inputs = torch.cat([torch.full((batch, 1), BOS, device=device), targets[:, :-1]], dim=1)
+    inputs = torch.where(positions <= total.unsqueeze(1), inputs, PAD)
+    alignment = origin.unsqueeze(-1) == torch.arange(length, device=device)  # (B, T, S), none where origin is -1
+    return source, inputs, labels, alignment
+
+
+register(Task(name="alignment", config=AlignmentConfig, generate=generate, kind="seq2seq",
+              summary="seq2seq translation through a lexicon with a known reordering and gold alignment"))
