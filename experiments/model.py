@@ -18,7 +18,15 @@ import torch
 from torch import nn
 
 from experiments import attention
-from experiments.config import ConfigError, param, require
+from experiments.config import ConfigError, check_choices, param, require
+
+_ACTIVATIONS = {
+    "gelu": torch.nn.functional.gelu,
+    "relu": torch.relu,
+    "softmax": lambda h: h.softmax(dim=-1),  # normalised over the memory slots
+    "softmax_ln": lambda h: h.softmax(dim=-1),  # and a LayerNorm on the MLP output (see MLP)
+}
+MLP_ACTIVATIONS = tuple(_ACTIVATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +35,10 @@ class ModelConfig:
     num_layers: int = param(2, "transformer blocks")
     num_heads: int = param(1, "attention heads per block (d_model must divide evenly)")
     mlp: bool = param(True, "include the MLP sub-block in each block")
-    mlp_ratio: int = param(4, "MLP hidden width as a multiple of d_model")
+    mlp_ratio: int = param(4, "MLP hidden width as a multiple of d_model (the number of memory slots)")
+    mlp_activation: str = param("gelu", "MLP activation: gelu, relu, softmax over the hidden units, or "
+                                "softmax followed by a LayerNorm on the MLP output (ReLUFormer S2/S3)",
+                                choices=MLP_ACTIVATIONS)
     tie_embeddings: bool = param(False, "share the input embedding and the output projection")
     attention: Any = dataclasses.field(
         default_factory=lambda: attention.make_config("softmax"),
@@ -35,6 +46,7 @@ class ModelConfig:
     )
 
     def __post_init__(self):
+        check_choices(self)
         require(self.d_model >= 1, f"d_model must be positive, got {self.d_model}")
         require(self.num_layers >= 1, f"num_layers must be positive, got {self.num_layers}")
         require(self.num_heads >= 1, f"num_heads must be positive, got {self.num_heads}")
@@ -61,13 +73,23 @@ class ModelConfig:
 
 
 class MLP(nn.Module):
-    def __init__(self, d_model: int, hidden: int):
+    """``down(act(up(x)))``: a key-value memory with ``hidden`` slots (Geva et al. 2021, arXiv 2012.14913).
+
+    ``softmax`` normalises over the slots (the softmax-memory view of ReLUFormer,
+    arXiv 2302.06461); ``softmax_ln`` adds a LayerNorm on the memory's output,
+    the combination that S2 shows behaves like ReLU.
+    """
+
+    def __init__(self, d_model: int, hidden: int, activation: str = "gelu"):
         super().__init__()
         self.up = nn.Linear(d_model, hidden)
         self.down = nn.Linear(hidden, d_model)
+        self.activation = activation
+        self.out_norm = nn.LayerNorm(d_model) if activation == "softmax_ln" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(torch.nn.functional.gelu(self.up(x)))
+        out = self.down(_ACTIVATIONS[self.activation](self.up(x)))  # up: (B, T, hidden)
+        return self.out_norm(out) if self.out_norm is not None else out
 
 
 class Block(nn.Module):
@@ -76,7 +98,7 @@ class Block(nn.Module):
         self.attn_norm = nn.LayerNorm(config.d_model)
         self.attn = attention.build_module(config.attention, d_model=config.d_model, num_heads=config.num_heads)
         self.mlp_norm = nn.LayerNorm(config.d_model) if config.mlp else None
-        self.mlp = MLP(config.d_model, config.mlp_ratio * config.d_model) if config.mlp else None
+        self.mlp = MLP(config.d_model, config.mlp_ratio * config.d_model, config.mlp_activation) if config.mlp else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x))
@@ -140,6 +162,92 @@ class Transformer(nn.Module):
         total: dict[str, torch.Tensor] = {}
         for block in self.blocks:
             for name, value in block.attn.aux_losses().items():
+                total[name] = total[name] + value if name in total else value
+        return total
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention, cross-attention to the encoder, MLP; each pre-norm with a residual."""
+
+    def __init__(self, config: ModelConfig, cross_attention: Any):
+        super().__init__()
+        self.self_block = Block(config)  # self-attention + MLP
+        self.cross_norm = nn.LayerNorm(config.d_model)
+        self.cross = attention.build_module(cross_attention, d_model=config.d_model, num_heads=config.num_heads)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_block.attn(self.self_block.attn_norm(x))
+        x = x + self.cross(self.cross_norm(x), memory, causal=False)
+        if self.self_block.mlp is not None:
+            x = x + self.self_block.mlp(self.self_block.mlp_norm(x))
+        return x
+
+
+class EncoderDecoder(nn.Module):
+    """Encoder (non-causal self-attention) and decoder (causal self-attention + cross-attention).
+
+    Encoder and decoder self-attention use ``config.attention``; the
+    cross-attention uses ``cross_attention`` (the same variant by default), so
+    every registered variant can play each role, as ReLA uses it in all three
+    (arXiv 2104.07012). Source and target share one vocabulary and embedding.
+    """
+
+    def __init__(self, config: ModelConfig, *, vocab_size: int, max_len: int, cross_attention: Any = None):
+        super().__init__()
+        self.config = config
+        self.max_len = max_len
+        self.tokens = nn.Embedding(vocab_size, config.d_model)
+        self.source_positions = nn.Embedding(max_len, config.d_model)
+        self.target_positions = nn.Embedding(max_len, config.d_model)
+        self.encoder = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.encoder_norm = nn.LayerNorm(config.d_model)
+        cross = config.attention if cross_attention is None else cross_attention
+        self.decoder = nn.ModuleList(DecoderBlock(config, cross) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, vocab_size, bias=False)
+        self.apply(Transformer._init)
+
+    def _embed(self, idx: torch.Tensor, positions: nn.Embedding) -> torch.Tensor:
+        if idx.shape[1] > self.max_len:
+            raise ValueError(f"sequence of {idx.shape[1]} tokens exceeds the model's max_len={self.max_len}")
+        return self.tokens(idx) + positions(torch.arange(idx.shape[1], device=idx.device))
+
+    def encode(self, source: torch.Tensor) -> torch.Tensor:
+        x = self._embed(source, self.source_positions)
+        for block in self.encoder:
+            x = x + block.attn(block.attn_norm(x), causal=False)
+            if block.mlp is not None:
+                x = x + block.mlp(block.mlp_norm(x))
+        return self.encoder_norm(x)  # (B, S, C)
+
+    def forward(self, source: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, T, vocab)`` for decoder inputs ``(B, T)`` given the source ``(B, S)``."""
+        memory = self.encode(source)
+        x = self._embed(inputs, self.target_positions)
+        for block in self.decoder:
+            x = block(x, memory)
+        return self.head(self.final_norm(x))
+
+    @torch.no_grad()
+    def cross_attention_weights(self, source: torch.Tensor, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """Per decoder layer, the ``(B, H, T, S)`` cross-attention matrix."""
+        memory = self.encode(source)
+        x = self._embed(inputs, self.target_positions)
+        maps = []
+        for block in self.decoder:
+            h = x + block.self_block.attn(block.self_block.attn_norm(x))
+            maps.append(block.cross.weights(block.cross_norm(h), memory, causal=False))
+            x = block(x, memory)
+        return maps
+
+    def aux_losses(self) -> dict[str, torch.Tensor]:
+        total: dict[str, torch.Tensor] = {}
+        modules = [b.attn for b in self.encoder] + [m for b in self.decoder for m in (b.self_block.attn, b.cross)]
+        for module in modules:
+            for name, value in module.aux_losses().items():
                 total[name] = total[name] + value if name in total else value
         return total
 

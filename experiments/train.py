@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import synthetic
+from experiments import metrics
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
-from experiments.model import ModelConfig, Transformer
+from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -94,22 +95,52 @@ def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return correct.sum(), asked.sum()
 
 
+def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
+    """A decoder-only Transformer for ``lm`` tasks, an EncoderDecoder for ``seq2seq`` tasks."""
+    if synthetic.kind_of(task) == "seq2seq":
+        max_len = max(task.seq_len, task.source_len)
+        return EncoderDecoder(model_config, vocab_size=task.vocab_size, max_len=max_len)
+    return Transformer(model_config, vocab_size=task.vocab_size, max_len=task.seq_len)
+
+
+def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(model, EncoderDecoder):
+        source, inputs, labels, _ = batch
+        return model(source, inputs), labels
+    inputs, labels = batch
+    return model(inputs), labels
+
+
 @torch.no_grad()
-def evaluate(model: Transformer, inputs: torch.Tensor, labels: torch.Tensor, *, autocast: bool,
-             batch_size: int = 250) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], *, autocast: bool,
+             batch_size: int = 250, detailed: bool = False) -> dict[str, Any]:
+    """Test loss, token accuracy and exact match; with ``detailed``, accuracy by slice and (seq2seq) AER."""
     model.eval()
-    correct = counted = 0
-    loss_sum = 0.0
-    for start in range(0, inputs.shape[0], batch_size):
-        x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+    correct, asked, loss_sum = [], [], 0.0
+    for start in range(0, test[0].shape[0], batch_size):
+        batch = tuple(t[start:start + batch_size] for t in test)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+            logits, labels = logits_and_labels(model, batch)
+        loss_sum += F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(),
                                     ignore_index=synthetic.IGNORE_INDEX, reduction="sum").item()
-        c, n = masked_accuracy(logits, y)
-        correct, counted = correct + c.item(), counted + n.item()
+        c, a = metrics.per_example(logits, labels)
+        correct.append(c)
+        asked.append(a)
+    correct, asked = torch.cat(correct), torch.cat(asked)
+    counted = max(int(asked.sum()), 1)
+    result: dict[str, Any] = {
+        "test_accuracy": int(correct.sum()) / counted,
+        "test_loss": loss_sum / counted,
+        "test_exact_match": float((correct == asked).double().mean()),
+    }
+    if detailed:
+        result["slices"] = {name: metrics.by_slice(correct, asked, values)
+                            for name, values in synthetic.slices(task, test).items()}
+        if isinstance(model, EncoderDecoder):
+            source, inputs, _, gold = (t[:batch_size] for t in test)
+            result["aer"] = metrics.alignment_error(model.cross_attention_weights(source, inputs), gold)
     model.train()
-    return {"test_accuracy": correct / max(counted, 1), "test_loss": loss_sum / max(counted, 1)}
+    return result
 
 
 def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -122,11 +153,11 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     device = resolve_device(config.device)
     autocast = device.type == "cuda"
     torch.manual_seed(config.seed)
-    model = Transformer(model_config, vocab_size=task.vocab_size, max_len=task.seq_len).to(device)
+    model = build_model(task, model_config).to(device)
     optimizer = make_optimizer(model, config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
     stream = torch.Generator(device=device).manual_seed(data_seed(config.seed))
-    test_inputs, test_labels = synthetic.test_set(task, device)
+    test = synthetic.test_set(task, device)
 
     curve: list[dict[str, float]] = []
     status, diverged_at, steps_run = "finished", None, 0
@@ -134,9 +165,9 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     started = time.perf_counter()
     bar = tqdm(total=config.steps, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(config.steps):
-        inputs, labels = synthetic.generate(task, config.batch_size, stream)
+        batch = synthetic.generate(task, config.batch_size, stream)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits = model(inputs)
+            logits, labels = logits_and_labels(model, batch)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
         objective = loss + sum(model.aux_losses().values())  # regularisers a variant reports, if any
         optimizer.zero_grad(set_to_none=True)
@@ -159,27 +190,29 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 diverged_at = steps_run - len(losses) + first_bad + 1
                 status = "diverged"
                 break
-            metrics = evaluate(model, test_inputs, test_labels, autocast=autocast)
-            point = {"step": steps_run, "train_loss": float(losses.mean()), **metrics}
+            scores = evaluate(model, task, test, autocast=autocast)
+            point = {"step": steps_run, "train_loss": float(losses.mean()), **scores}
             if not torch.equal(both[:, 0], both[:, 1]):
                 point["train_objective"] = float(both[:, 1].mean())
             curve.append(point)
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
-            if config.target_accuracy > 0 and metrics["test_accuracy"] >= config.target_accuracy:
+            if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
                 status = "reached_target"
                 break
     bar.close()
 
-    final = curve[-1] if curve else {}
+    final = {}
+    if status != "diverged" and curve:
+        final = {"train_loss": curve[-1]["train_loss"], **evaluate(model, task, test, autocast=autocast, detailed=True)}
     return {
         "status": status,
         "diverged_at_step": diverged_at,
         "steps_run": steps_run,
-        "final": {k: final[k] for k in ("train_loss", "test_accuracy", "test_loss")} if final else {},
+        "final": final,
         "curve": curve,
         "train_seconds": time.perf_counter() - started,
         "num_parameters": model.num_parameters(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "test_set_sha256": synthetic.tensor_hash(test_inputs, test_labels),
+        "test_set_sha256": synthetic.tensor_hash(*test),
     }

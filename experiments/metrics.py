@@ -1,0 +1,65 @@
+"""Metrics beyond token accuracy: exact match, accuracy by slice, alignment error rate.
+
+AER (Och & Ney 2003) of predicted links ``A`` against sure links ``S`` and
+possible links ``P`` (with ``S`` a subset of ``P``)::
+
+    AER = 1 - (|A n S| + |A n P|) / (|A| + |S|)
+
+0 is perfect. With only sure links (``P = S``) it is ``1 - 2|A n S| / (|A| + |S|)``.
+Links induced from attention follow ReLA (arXiv 2104.07012): for each
+target token, the argmax source position of a head's cross-attention row;
+an all-zero row (a ReLA head switched off) induces no link.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+import synthetic
+
+
+def aer(predicted: torch.Tensor, sure: torch.Tensor, possible: torch.Tensor | None = None) -> float:
+    """AER of boolean link tensors of one shape (any leading dims)."""
+    possible = sure if possible is None else possible | sure
+    hits_sure = (predicted & sure).sum().item()
+    hits_possible = (predicted & possible).sum().item()
+    total = predicted.sum().item() + sure.sum().item()
+    if total == 0:
+        raise ValueError("AER is undefined with no predicted and no gold links")
+    return 1.0 - (hits_sure + hits_possible) / total
+
+
+def induced_links(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``(B, H, T, S)`` links: each head's argmax source per target row in ``rows`` ``(B, T)``; none if all zero."""
+    best = weights.abs().argmax(dim=-1, keepdim=True)  # (B, H, T, 1)
+    links = torch.zeros_like(weights, dtype=torch.bool).scatter_(-1, best, True)
+    alive = (weights != 0).any(dim=-1, keepdim=True)
+    return links & alive & rows[:, None, :, None]
+
+
+def alignment_error(layer_weights: list[torch.Tensor], gold: torch.Tensor) -> dict[str, list]:
+    """AER per layer and head, and the best head's per layer, over rows that have a gold link."""
+    rows = gold.any(dim=-1)  # (B, T)
+    per_head = []
+    for weights in layer_weights:
+        links = induced_links(weights, rows)
+        per_head.append([aer(links[:, h], gold) for h in range(weights.shape[1])])
+    return {"per_head": per_head, "best_per_layer": [min(values) for values in per_head]}
+
+
+def per_example(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(correct, asked)`` per example ``(B,)``: labelled positions predicted right, and labelled positions."""
+    asked = labels != synthetic.IGNORE_INDEX
+    correct = (logits.argmax(dim=-1) == labels) & asked
+    return correct.sum(dim=1), asked.sum(dim=1)
+
+
+def by_slice(correct: torch.Tensor, asked: torch.Tensor, values: torch.Tensor) -> dict[str, float]:
+    """Token accuracy grouped by a per-example slice value."""
+    groups: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for c, a, v in zip(correct.tolist(), asked.tolist(), values.tolist()):
+        groups[v][0] += c
+        groups[v][1] += a
+    return {str(v): c / a for v, (c, a) in sorted(groups.items()) if a > 0}
