@@ -113,3 +113,14 @@ def test_config_round_trips_through_the_result(tmp_path):
     assert runs.RunConfig.from_dict(config.to_dict()).key() == config.key()
     with pytest.raises(ConfigError, match="unknown key"):
         runs.RunConfig.from_dict({**config.to_dict(), "extra": 1})
+
+
+@pytest.mark.parametrize("task", __import__("synthetic").names())
+def test_every_task_runs_from_the_command_line(task, tmp_path, capsys):
+    argv = ["--task", task, "--attention", "rela_g", "--d-model", "16", "--num-heads", "2", "--steps", "2",
+            "--warmup-steps", "1", "--eval-every", "1", "--batch-size", "4", "--num-test-examples", "8",
+            "--no-progress", "--results-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    result = json.loads(next(tmp_path.rglob("*.json")).read_text())
+    assert result["config"]["task"]["name"] == task and result["steps_run"] == 2
+    assert "test_exact_match" in result["final"]
