@@ -68,3 +68,21 @@ def test_capacity_check_fails_when_its_premise_is_broken(capacity):
     capacity["check_readout"](32)  # the premise holds: passes
     with pytest.raises(AssertionError, match=r"\(N - m\) d_v"):
         capacity["check_readout"](32, make_values=lambda keys: keys @ mixing)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_executes_as_a_notebook(name, tmp_path, monkeypatch):
+    """The same file through jupytext and a Jupyter kernel (fast mode)."""
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("THEORY_FAST", "1")
+    monkeypatch.setenv("THEORY_OUT", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(THEORY), str(ROOT)]))
+    notebook = jupytext.read(THEORY / f"{name}.py")
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for o in cell.get("outputs", []))
+    assert "verdicts:" in outputs
+    assert json.loads((tmp_path / "verdicts" / f"{name}.json").read_text())

@@ -96,6 +96,30 @@ _mc.record("K2", "linear-attention recall falls once N exceeds the feature dimen
            f"m={M}: fast weights {fast_curve[recall_pairs.index(16)]:.2f} at N=m, {fast_curve[-1]:.2f} at N=8m; "
            f"softmax >= {min(softmax_curve):.2f}", True)
 
+# %% [markdown]
+# ## The recall cliff in trained models
+#
+# If `make all` has built the MQAR pairs sweep, its CSV holds trained models'
+# recall against the number of pairs. The quick profile's linear attention has
+# head dimension 16 (so `m = 16` features per head with elu+1), but its
+# training budget, not only its state, limits it; read the two together, not
+# as a test (nothing is asserted here).
+
+# %%
+import csv  # noqa: E402
+
+for profile in ("full", "quick"):
+    sweep_csv = _mc.ROOT / "paper_figs" / profile / "mqar_pairs.csv"
+    if sweep_csv.exists():
+        with open(sweep_csv) as handle:
+            for row in csv.DictReader(handle):
+                print(f"{profile}: {row['model.attention.name']:8s} pairs={row['task.num_kv_pairs']:>3s} "
+                      f"accuracy={float(row['test_accuracy'] or 'nan'):.3f} ({row['status']})")
+        break
+else:
+    print("no MQAR sweep results yet: run `make figures` to see the trained models' recall against pairs")
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 axes[0].plot(pairs, mean_errors, "o-", label="measured")
 axes[0].plot(pairs, [max(n - M, 0) * DV for n in pairs], "k--", label="(N - m)_+ d_v")
