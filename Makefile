@@ -27,20 +27,29 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 PROFILE ?= $(if $(HAS_GPU),full,quick)
 WORKERS ?= 2
 export OMP_NUM_THREADS ?= 1
+# smoke: the notebooks' small Monte Carlo too
+ifeq ($(PROFILE),smoke)
+  export THEORY_FAST := 1
+endif
 
 STAMP := .make/installed-$(subst /,_,$(PY))
 SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
 FIG_DIR := paper_figs/$(PROFILE)
-FIGURES := $(FIG_DIR)/mqar_pairs.png
+SWEEPS := mqar_pairs stability heads alignment_aer memory long_context copying_length
+FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
+LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
+BENCH_ARGS := $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1 --warmup 0,--lengths 128 512 --repeats 3)
+BENCH_VARIANTS := rela_g rela_i relu sparsemax entmax15 sigmoid "linear (chunked)"
 THEORY := $(filter-out theory/_%,$(wildcard theory/*.py))
-NOTEBOOK_DIR := paper_figs/theory
+NOTEBOOK_DIR := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/theory,paper_figs/theory)
 NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
 
-.PHONY: help all figures notebooks test setup clean clean-results
+.PHONY: help all figures notebooks ledger test setup clean clean-results
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
 	@echo "make figures  the experiment figures only"
+	@echo "make ledger   the claims ledger ($(LEDGER)); needs the figures and notebooks"
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
 	@echo "make setup    create .venv and install the project (done by the others)"
@@ -48,7 +57,9 @@ help:  ## list the targets
 	@echo "make clean-results  also remove the result cache (results/)"
 	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
 
-all: figures notebooks
+all: figures notebooks ledger
+
+ledger: $(LEDGER)
 
 figures: $(FIGURES)
 
@@ -72,8 +83,16 @@ $(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
 	$(PY) -m experiments.sweep $* --profile $(PROFILE) --workers $(WORKERS) --csv $@
 
 # One plot script per figure; editing it rebuilds the figure (and nothing else).
-$(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py | $(STAMP)
+$(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py | $(STAMP)
 	$(PY) paper_figs/plot_$*.py $< $@
+
+# Speed (R4): forward+backward time of the variants ReLA compares, relative to softmax, one run.
+$(FIG_DIR)/speed.csv: experiments/bench_attention.py $(SOURCES) | $(STAMP)
+	$(PY) -m experiments.bench_attention --out $(FIG_DIR)/speed.md --csv $@ $(BENCH_ARGS) --variants $(BENCH_VARIANTS)
+
+$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.csv $(NOTEBOOKS) paper_figs/claims.py paper_figs/make_ledger.py
+	$(PY) paper_figs/make_ledger.py --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
+	  --speed $(FIG_DIR)/speed.csv --out $@
 
 .PRECIOUS: $(FIG_DIR)/%.csv $(NOTEBOOK_DIR)/%.ipynb
 

@@ -70,7 +70,9 @@ def time_one(fn, q, k, v, *, warmup: int, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench_attention", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="Markdown file to write")
+    parser.add_argument("--csv", default=None, help="also write variant,length,seconds,ratio,device rows here")
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 1024], help="sequence lengths")
+    parser.add_argument("--variants", nargs="+", default=None, help="only these labels (default: all)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         q, k, v = (torch.randn(*shape, generator=generator).to(args.device).requires_grad_() for _ in range(3))
         timings = {}
         for label, name, params in cases():
+            if args.variants and label not in args.variants and label != "softmax":
+                continue
             variant = attention.get(name)
             kwargs = accepted(variant.attend, params)
             fn = lambda a, b, c, _v=variant, _k=kwargs: _v.attend(a, b, c, causal=True, **_k)  # noqa: E731
@@ -116,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{1e3 * s:.1f} ({r:.2f}x)" for n in args.lengths for (m, lab, s, r) in rows if m == n and lab == label]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     atomic_write_text(args.out, "\n".join(lines) + "\n")
+    if args.csv:
+        table = ["variant,length,seconds,ratio,device"]
+        table += [f"{label},{n},{seconds:.6f},{ratio:.4f},{device}" for n, label, seconds, ratio in rows]
+        atomic_write_text(args.csv, "\n".join(table) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

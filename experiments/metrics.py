@@ -13,11 +13,13 @@ an all-zero row (a ReLA head switched off) induces no link.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
 
 import synthetic
+from experiments import attention_stats
 
 
 def aer(predicted: torch.Tensor, sure: torch.Tensor, possible: torch.Tensor | None = None) -> float:
@@ -63,3 +65,50 @@ def by_slice(correct: torch.Tensor, asked: torch.Tensor, values: torch.Tensor) -
         groups[v][0] += c
         groups[v][1] += a
     return {str(v): c / a for v, (c, a) in sorted(groups.items()) if a > 0}
+
+
+def summarise_attention(layer_weights: list[torch.Tensor], *, causal: bool) -> dict[str, dict[str, float]]:
+    """Every statistic of :mod:`experiments.attention_stats`: mean and max over layers and heads, and per layer."""
+    per_layer = attention_stats.summarise([w.float() for w in layer_weights], causal=causal)
+    out = {}
+    for name in attention_stats.STATISTICS:
+        values = [v for layer in per_layer for v in layer[name]]
+        out[name] = {"mean": sum(values) / len(values), "max": max(values),
+                     "per_layer": [layer[name] for layer in per_layer]}
+    return out
+
+
+@torch.no_grad()
+def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fraction: float = 0.002) -> float | None:
+    """Share of each token's MLP activation mass held by its top ``fraction`` of slots (ReLUFormer S6).
+
+    Activations are taken after the MLP's nonlinearity (softmax rows for the
+    softmax memories, ``|relu|`` / ``|gelu|`` otherwise), averaged over tokens
+    and blocks; None for a model without MLPs.
+    """
+    from experiments.model import _ACTIVATIONS, MLP
+
+    shares = []
+
+    def hook(module, inputs, output):
+        act = _ACTIVATIONS[module.activation](module.up(inputs[0])).abs()  # (B, T, slots)
+        keep = max(1, math.ceil(fraction * act.shape[-1]))
+        top = act.topk(keep, dim=-1).values.sum(-1)
+        total = act.sum(-1).clamp_min(1e-30)
+        shares.append(float((top / total).mean()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, MLP)]
+    try:
+        if not handles:
+            return None
+        was_training = model.training
+        model.eval()
+        if len(batch) == 4:
+            model(batch[0], batch[1])
+        else:
+            model(batch[0])
+        model.train(was_training)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(shares) / len(shares)

@@ -32,8 +32,8 @@ from experiments.config import ConfigError
 from experiments.io import atomic_write_text
 from experiments.runs import RunConfig, describe, load_result, run
 
-RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run",
-                  "test_accuracy", "test_loss", "train_loss", "wall_seconds", "device_name")
+RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
+                  "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "wall_seconds", "device_name")
 
 
 def sweep_names() -> list[str]:
@@ -97,6 +97,20 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
+    """Flat columns for the analyses in a result's final metrics (AER, attention statistics, slices)."""
+    columns: dict[str, Any] = {}
+    if "aer" in final:
+        columns["aer"] = min(final["aer"]["best_per_layer"])
+    for name, summary in final.get("attention_stats", {}).items():
+        columns[f"attn.{name}.mean"] = summary["mean"]
+        columns[f"attn.{name}.max"] = summary["max"]
+    for slice_name, groups in final.get("slices", {}).items():
+        for value, accuracy in groups.items():
+            columns[f"slice.{slice_name}.{value}"] = accuracy
+    return columns
+
+
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
     """CSV text with one row per config; every config must have a result."""
     rows = []
@@ -108,6 +122,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         row = {"sweep": sweep, "profile": profile, **flatten(config.to_dict())}
         for column in RESULT_COLUMNS:
             row[column] = final.get(column, result.get(column))
+        row.update(analysis_columns(final))
         rows.append(row)
     columns = list(dict.fromkeys(column for row in rows for column in row))
     out = io.StringIO()
@@ -123,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", help="size of the sweep (each sweep lists its own)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                         help="parallel processes (default: 2, or 1 on a one-core machine)")
-    parser.add_argument("--csv", required=True, help="where to write the collected CSV")
+    parser.add_argument("--csv", help="where to write the collected CSV (required unless --list)")
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.csv is None and not args.list:
+        parser.error("--csv is required (or --list to print the run ids)")
     try:
         configs = sweep_configs(args.name, args.profile)
     except ConfigError as error:

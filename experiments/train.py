@@ -136,9 +136,15 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
     if detailed:
         result["slices"] = {name: metrics.by_slice(correct, asked, values)
                             for name, values in synthetic.slices(task, test).items()}
+        probe = tuple(t[:64] for t in test)  # a fixed slice of the test set for the analyses below
         if isinstance(model, EncoderDecoder):
             source, inputs, _, gold = (t[:batch_size] for t in test)
             result["aer"] = metrics.alignment_error(model.cross_attention_weights(source, inputs), gold)
+            maps, causal = model.cross_attention_weights(probe[0], probe[1]), False
+        else:
+            maps, causal = model.attention_weights(probe[0]), True
+        result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
+        result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
     model.train()
     return result
 

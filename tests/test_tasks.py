@@ -20,14 +20,14 @@ KNOB_CHANGES = {
     "copying": dict(vocab_size=9, seq_len=70, train_min_len=3, train_max_len=12, test_min_len=5, test_max_len=20),
     "selective_copying": dict(vocab_size=9, region_len=20, num_tokens=6),
     "needle": dict(vocab_size=64, seq_len=200, depth=0.5, num_distractors=3, num_queries=2),
-    "memorisation": dict(vocab_size=64, num_facts=30, seq_len=16, map_seed=3),
+    "memorisation": dict(vocab_size=64, num_facts=30, key_tokens=2, seq_len=24, map_seed=3),
     "alignment": dict(vocab_size=20, source_len=7, reordering="reversal", swap_prob=0.2, fertility_prob=0.3,
                       lexicon_seed=5),
 }
 # Bases put conditional knobs in play (swap_prob needs local swaps, filler_may_collide random filler).
 BASE = {"mqar": dict(vocab_size=64, seq_len=64, num_kv_pairs=4), "ar": dict(vocab_size=20, num_kv_pairs=4, filler="random"),
         "copying": dict(seq_len=70), "needle": dict(vocab_size=128, seq_len=128, num_distractors=2),
-        "memorisation": dict(num_facts=20),
+        "memorisation": dict(num_facts=20, seq_len=18),
         "alignment": dict(reordering="local_swaps")}
 
 
@@ -103,8 +103,8 @@ def test_unknown_knob_is_rejected(name):
     ("needle", dict(seq_len=6, num_distractors=2), "need seq_len >= 7"),
     ("needle", dict(depth=1.5), "depth must be in \\[0, 1\\]"),
     ("needle", dict(vocab_size=5), "leaves an empty filler, key or value range"),
-    ("memorisation", dict(num_facts=200, vocab_size=256), "num_facts=200 distinct keys need vocab_size >= 402"),
-    ("memorisation", dict(seq_len=7), "seq_len must be even"),
+    ("memorisation", dict(num_facts=200, vocab_size=256), "num_facts=200 distinct keys need .* >= 200, got 127"),
+    ("memorisation", dict(seq_len=7), "seq_len must be a positive multiple of key_tokens \\+ 1 = 2"),
     ("alignment", dict(reordering="shuffle"), "choose from \\['identity', 'reversal', 'local_swaps', 'permutation'\\]"),
     ("alignment", dict(fertility_prob=1.5), "fertility_prob must be in \\[0, 1\\]"),
 ])
@@ -179,7 +179,7 @@ def test_needle_generates_long_sequences_fast():
 def test_memorisation_uses_one_fixed_table_and_labels_first_occurrences():
     config = synthetic.make_config("memorisation", vocab_size=32, num_facts=6, seq_len=20)
     keys, values = memorisation.fact_table(config)
-    table = dict(zip(keys.tolist(), values.tolist()))
+    table = dict(zip(keys[:, 0].tolist(), values.tolist()))
     for split in ("train", "test"):
         inputs, labels = draw(config, split=split, n=100)
         for x, y in zip(inputs.tolist(), labels.tolist()):
@@ -214,3 +214,19 @@ def test_alignment_targets_follow_lexicon_and_gold_links(reordering):
             assert origins == sorted(origins)
         if reordering == "reversal":
             assert origins == sorted(origins, reverse=True)
+
+
+def test_memorisation_with_two_token_keys():
+    config = synthetic.make_config("memorisation", vocab_size=16, num_facts=20, key_tokens=2, seq_len=12)
+    keys, values = memorisation.fact_table(config)
+    assert keys.shape == (20, 2) and len({tuple(k) for k in keys.tolist()}) == 20
+    assert keys.min() >= 1 and keys.max() <= 7 and values.min() >= 8
+    table = {tuple(k): v for k, v in zip(keys.tolist(), values.tolist())}
+    inputs, labels = draw(config, n=50)
+    for x, y in zip(inputs.tolist(), labels.tolist()):
+        seen = set()
+        for t in range(0, 12, 3):
+            key = (x[t], x[t + 1])
+            assert table[key] == x[t + 2] and y[t] == IGNORE_INDEX and y[t + 2] == IGNORE_INDEX
+            assert y[t + 1] == (IGNORE_INDEX if key in seen else x[t + 2])
+            seen.add(key)

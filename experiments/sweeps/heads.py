@@ -1,0 +1,26 @@
+"""Attention statistics of trained models: sparsity, null rows, head diversity (ReLA R1, R5, R6).
+
+ReLA-g against softmax, sparsemax and 1.5-entmax on a small MQAR; the final
+metrics of each run hold the sparsity rate, null-row rate, row entropy,
+Jensen-Shannon diversity across heads and top-mass share per layer and head.
+"""
+
+from __future__ import annotations
+
+from experiments.sweeps._common import run
+
+VARIANTS = ("rela_g", "softmax", "sparsemax", "entmax15")
+TASK = ("mqar", dict(vocab_size=32, seq_len=32, num_kv_pairs=4, filler="blank", num_test_examples=500))
+PROFILES = {
+    "smoke": dict(seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
+                  model=dict(d_model=16, num_heads=2)),
+    "quick": dict(seeds=(0,), train=dict(steps=800, lr=1e-3, warmup_steps=100, eval_every=100),
+                  model=dict(d_model=64, num_heads=4)),
+    "full": dict(seeds=(0, 1, 2), train=dict(steps=5000, lr=1e-3, warmup_steps=200, eval_every=250),
+                 model=dict(d_model=64, num_heads=4)),
+}
+
+
+def configs(profile: str):
+    p = PROFILES[profile]
+    return [run(TASK, name, seed=seed, train=p["train"], **p["model"]) for name in VARIANTS for seed in p["seeds"]]

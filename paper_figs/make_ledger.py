@@ -1,0 +1,84 @@
+"""Write the claims ledger: one row per claim id of PAPERS.md, with a verdict computed from the results.
+
+    python paper_figs/make_ledger.py --profile quick --sweeps paper_figs/quick \\
+        --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.csv --out paper_figs/CLAIMS.md
+
+Reads every ``<sweep>.csv`` in ``--sweeps``, every notebook verdict file in
+``--theory`` and the speed benchmark's CSV; the criteria live in
+``paper_figs/claims.py``. The output depends only on those inputs (no
+timestamps), and is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from claims import CLAIMS, Evidence  # noqa: E402
+
+from experiments.io import atomic_write_text  # noqa: E402
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def gather(sweeps: Path, theory: Path, speed: Path | None) -> Evidence:
+    evidence = Evidence()
+    for path in sorted(sweeps.glob("*.csv")):
+        if path.stem != "speed":
+            evidence.sweeps[path.stem] = read_csv(path)
+    for path in sorted(theory.glob("*.json")):
+        evidence.theory.extend(json.loads(path.read_text()))
+    if speed is not None and speed.exists():
+        evidence.speed = read_csv(speed)
+    return evidence
+
+
+def render(evidence: Evidence, profile: str) -> str:
+    judged = [(claim, *claim.verdict(evidence)) for claim in CLAIMS]
+    counts = Counter(verdict for _, _, verdict in judged)
+    modes = sorted({r.get("mode", "?") for r in evidence.theory})
+    lines = [
+        "# Claims ledger",
+        "",
+        f"Profile: **{profile}** (experiments); theory notebooks in {', '.join(modes) or 'no'} mode. "
+        "Verdicts are computed by `paper_figs/claims.py` from the sweep CSVs, the theory notebooks' checks and "
+        "the speed benchmark; the criterion of each is in its row. Rebuilt by `make all`.",
+        "",
+        "Summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("reproduced", "partly", "not reproduced",
+                                                                    "not run")),
+        "",
+        "| id | claim | source | paper | ours | criterion | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for claim, ours, verdict in judged:
+        cells = [claim.id, claim.claim, claim.source, claim.paper, ours, claim.criterion, f"**{verdict}**"]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paper_figs/make_ledger.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--sweeps", type=Path, required=True, help="folder of the sweep CSVs")
+    parser.add_argument("--theory", type=Path, required=True, help="folder of the notebooks' verdict files")
+    parser.add_argument("--speed", type=Path, default=None, help="the speed benchmark's CSV")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    text = render(gather(args.sweeps, args.theory, args.speed), args.profile)
+    atomic_write_text(args.out, text)
+    print(text.split("\n")[4], file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Figure: best-head AER of cross-attention per reordering, and test accuracy (R7, R3).
+
+    python paper_figs/plot_alignment_aer.py alignment_aer.csv alignment_aer.png
+"""
+
+import sys
+
+import numpy as np
+
+from _plot import COLORS, group, main, plt, save, title, value, variant
+
+
+def plot(rows, out):
+    orders = list(dict.fromkeys(r["task.reordering"] for r in rows))
+    names = list(dict.fromkeys(variant(r) for r in rows))
+    groups = group(rows, variant, "task.reordering")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    width = 0.8 / len(names)
+    for column, ax, label in (("aer", axes[0], "best-head AER (lower is better)"),
+                              ("test_accuracy", axes[1], "test accuracy")):
+        for i, name in enumerate(names):
+            means = [np.mean([value(r, column) for r in groups[(name, o)]]) for o in orders]
+            ax.bar(np.arange(len(orders)) + (i - (len(names) - 1) / 2) * width, means, width,
+                   color=COLORS.get(name), label=name)
+        ax.set_xticks(range(len(orders)), orders)
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    title(axes[0], "alignment", rows)
+    save(fig, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(plot, sys.argv[1:]))

@@ -1,0 +1,27 @@
+"""Figure: associative-recall accuracy against sequence length per variant (S5).
+
+    python paper_figs/plot_long_context.py long_context.csv long_context.png
+"""
+
+import sys
+
+import numpy as np
+
+from _plot import COLORS, group, main, plt, save, title, value, variant
+
+
+def plot(rows, out):
+    groups = group(rows, variant, lambda r: int(r["task.seq_len"]))
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for name in dict.fromkeys(variant(r) for r in rows):
+        lengths = sorted(n for v, n in groups if v == name)
+        ax.plot(lengths, [np.mean([value(r, "test_accuracy") for r in groups[(name, n)]]) for n in lengths], "o-",
+                color=COLORS.get(name), label=name)
+    ax.set(xscale="log", xlabel="sequence length", ylabel="AR test accuracy", ylim=(0, 1.05))
+    ax.legend(fontsize=7)
+    title(ax, "recall against length", rows)
+    save(fig, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(plot, sys.argv[1:]))

@@ -1,0 +1,32 @@
+"""Figure: memorisation accuracy against MLP slots per activation, and the softmax FFN's top-slot mass (S2, S3, S6).
+
+    python paper_figs/plot_memory.py memory.csv memory.png
+"""
+
+import sys
+
+import numpy as np
+
+from _plot import group, main, plt, save, title, value
+
+STYLE = {"relu": "tab:red", "softmax": "tab:blue", "softmax_ln": "tab:purple", "gelu": "tab:gray"}
+
+
+def plot(rows, out):
+    groups = group(rows, "model.mlp_activation", lambda r: int(r["model.mlp_ratio"]) * int(r["model.d_model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for activation in dict.fromkeys(r["model.mlp_activation"] for r in rows):
+        slots = sorted(s for a, s in groups if a == activation)
+        for ax, column in ((axes[0], "test_accuracy"), (axes[1], "ffn_top_mass")):
+            ax.plot(slots, [np.mean([value(r, column) for r in groups[(activation, s)]]) for s in slots], "o-",
+                    color=STYLE.get(activation), label=activation)
+    axes[0].set(xscale="log", xlabel="MLP slots", ylabel="memorisation accuracy", ylim=(0, 1.05))
+    axes[1].set(xscale="log", xlabel="MLP slots", ylabel="mass share of top 0.2% slots", ylim=(0, 1.05))
+    axes[1].axhline(0.85, color="k", ls=":", lw=1)
+    axes[0].legend(fontsize=7)
+    title(axes[0], f"FFN memory, {rows[0]['task.num_facts']} facts", rows)
+    save(fig, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(plot, sys.argv[1:]))

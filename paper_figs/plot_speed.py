@@ -1,0 +1,41 @@
+"""Figure: forward+backward time of each variant relative to softmax, per length (R4).
+
+    python paper_figs/plot_speed.py speed.csv speed.png
+"""
+
+import sys
+
+import numpy as np
+
+from _plot import COLORS, load, plt, save
+
+
+def plot(rows, out):
+    lengths = sorted({int(r["length"]) for r in rows})
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(lengths)
+    for j, length in enumerate(lengths):
+        ratios = {r["variant"]: float(r["ratio"]) for r in rows if int(r["length"]) == length}
+        ax.bar(np.arange(len(names)) + (j - (len(lengths) - 1) / 2) * width, [ratios[n] for n in names], width,
+               label=f"T={length}", alpha=0.5 + 0.5 * j / max(1, len(lengths) - 1),
+               color=[COLORS.get(n.split(" ")[0], "gray") for n in names])
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=6)
+    ax.set_ylabel("time / softmax time")
+    ax.legend(fontsize=7)
+    ax.set_title(f"forward+backward time relative to softmax ({rows[0]['device']})", fontsize=9)
+    save(fig, out)
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: plot_speed.py speed.csv speed.png", file=sys.stderr)
+        return 2
+    plot(load(argv[0]), argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
