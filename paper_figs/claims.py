@@ -121,7 +121,7 @@ def judge_r1(ev: Evidence):
     values = [number(r, "attn.sparsity.mean") for r in rela]
     if not values:
         raise Missing("rela_g runs in heads")
-    verdict = "reproduced" if min(values) > 0.55 else ("partly" if mean(values) > 0.5 else "not reproduced")
+    verdict = "reproduced" if min(values) > 0.55 else ("partly" if mean(values) > 0.52 else "not reproduced")
     return f"trained ReLA-g sparsity {spread(rela, 'attn.sparsity.mean')} (init 0.50)", verdict
 
 
@@ -267,8 +267,14 @@ def judge_s5(ev: Evidence):
         raise Missing("softmax and reluformer at the longest length")
     soft, relu = mean_of(groups[(longest, "softmax")], "test_accuracy"), mean_of(groups[(longest, "reluformer")],
                                                                                 "test_accuracy")
-    return f"length {longest}: reluformer {relu:.3f}, softmax {soft:.3f}", (
-        "reproduced" if relu >= soft else "not reproduced")
+    # a tie only counts (as partly) when the models learned the task; two models at chance show nothing
+    if relu >= soft + 0.02:
+        verdict = "reproduced"
+    elif abs(relu - soft) < 0.02 and max(relu, soft) >= 0.5:
+        verdict = "partly"
+    else:
+        verdict = "not reproduced"
+    return f"length {longest}: reluformer {relu:.3f}, softmax {soft:.3f}", verdict
 
 
 def judge_s6(ev: Evidence):
@@ -303,7 +309,7 @@ def theory_judge(prefix: str) -> Callable[[Evidence], tuple[str, str]]:
 CLAIMS = [
     Claim("R1", "sparsity emerges in ReLA (above the 50% of random scores)", "ReLA, arXiv 2104.07012",
           "sparsity rises during training (e.g. >90% in the paper's figures)",
-          "mean sparsity of trained ReLA-g > 0.55 in every seed (partly: > 0.50 on average)", judge_r1),
+          "mean sparsity of trained ReLA-g > 0.55 in every seed (partly: > 0.52 on average)", judge_r1),
     Claim("R2", "ReLU attention needs the output norm to train stably", "ReLA, arXiv 2104.07012",
           "unnormalised ReLU unstable; ReLA-i / ReLA-g stable",
           "plain relu diverges more often or is >= 0.1 less accurate than each of rela_i, rela_g "
@@ -335,7 +341,8 @@ CLAIMS = [
           "ReLUFormer, arXiv 2302.06461", "regularisers add about 1.4 BLEU",
           "reluformer more stable than relu (as in R2); reluformer+reg more accurate than reluformer", judge_s4),
     Claim("S5", "ReLU attention is better on long sequences", "ReLUFormer, arXiv 2302.06461",
-          "+1.15 BLEU at length 1024", "reluformer accuracy >= softmax's at the longest length", judge_s5),
+          "+1.15 BLEU at length 1024", "reluformer accuracy >= softmax's + 0.02 at the longest length (partly: within "
+          "0.02 with both >= 0.5; a tie at chance is not reproduced)", judge_s5),
     Claim("S6", "a trained softmax FFN concentrates its mass", "ReLUFormer, arXiv 2302.06461",
           "top 0.2% of entries hold > 85% of the mass", "top 0.2% of slots hold > 0.85 of the softmax FFN's "
           "activation mass (partly: > 0.5)", judge_s6),

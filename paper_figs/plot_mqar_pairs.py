@@ -76,6 +76,15 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
     ax.text(0.01, 0.01, f"T={first['task.seq_len']} V={first['task.vocab_size']} d={first['model.d_model']} "
             f"h={first['model.num_heads']} steps<={first['train.steps']} seeds={seeds}; hollow: target not reached",
             transform=ax.transAxes, fontsize=6, color="gray")
+    # K2: linear attention's state holds F = head_dim (elu+1) features per head; mark where N reaches it
+    head_dim = int(first["model.d_model"]) // int(first["model.num_heads"])
+    top = max(int(r["task.num_kv_pairs"]) for r in rows)
+    if head_dim <= top:
+        ax.axvline(head_dim, color="tab:orange", ls=":", lw=1)
+        ax.annotate("linear feature dim", (head_dim, 0.9), rotation=90, fontsize=6, color="tab:orange")
+    else:
+        ax.text(0.99, 0.5, f"linear feature dim {head_dim} > {top} pairs", transform=ax.transAxes, ha="right",
+                fontsize=6, color="tab:orange")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

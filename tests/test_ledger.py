@@ -89,7 +89,7 @@ CASES = {
     "S2": (memory(0.8, 0.5, 0.78, 0.9), memory(0.8, 0.5, 0.3, 0.9, theory_holds=False)),
     "S3": (memory(0.8, 0.5, 0.78, 0.9), memory(0.4, 0.5, 0.78, 0.9)),
     "S4": (stability(0.2, 0.9, 0.95), stability(0.9, 0.9, 0.5)),
-    "S5": (long_context(0.8, 0.6), long_context(0.4, 0.6)),
+    "S5": (long_context(0.8, 0.6), long_context(0.25, 0.25)),
     "S6": (memory(0.8, 0.5, 0.78, 0.9), memory(0.8, 0.5, 0.78, 0.1)),
     "D1": (mqar([0.0, 0.1, 0.3, 0.4]), mqar([0.0, -0.1, 0.0, 0.0])),
 }
@@ -131,6 +131,12 @@ def test_theory_claims_follow_the_notebooks(claim_id):
     mixed = theory(THEORY_ONLY[claim_id], True) + theory(THEORY_ONLY[claim_id], False)
     assert claim.verdict(Evidence(theory=mixed))[1] == "partly"
     assert claim.verdict(Evidence())[1] == "not run"
+
+
+def test_s5_tie_counts_only_when_both_learned():
+    claim = next(c for c in CLAIMS if c.id == "S5")
+    assert claim.verdict(long_context(0.9, 0.9))[1] == "partly"
+    assert claim.verdict(long_context(0.25, 0.25))[1] == "not reproduced"
 
 
 def test_a_diverged_run_counts_as_zero_accuracy():
