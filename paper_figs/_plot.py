@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,9 +20,13 @@ if str(ROOT) not in sys.path:
 from experiments import attention  # noqa: E402
 from experiments.io import atomic_path  # noqa: E402
 
-_NAMES = attention.names() + ["reluformer+reg"]
-COLORS = {name: matplotlib.colors.to_hex(plt.cm.tab20(i / 20)) for i, name in enumerate(sorted(_NAMES))}
-COLORS.update({"softmax": "tab:blue", "linear": "tab:orange", "rela_g": "tab:green"})
+# One colour per variant, the same in every figure; variants added later fall back to grey.
+COLORS = {
+    "softmax": "#1f77b4", "softmax_ln": "#aec7e8", "linear": "#ff7f0e", "norm_linear": "#ffbb78",
+    "inline": "#8c564b", "relu": "#d62728", "rela_g": "#2ca02c", "rela_i": "#98df8a", "relu_len": "#e377c2",
+    "reluformer": "#9467bd", "reluformer+reg": "#c5b0d5", "sigmoid": "#17becf", "sparsemax": "#bcbd22",
+    "entmax15": "#7f7f7f",
+}
 
 
 def load(path: str) -> list[dict[str, str]]:
@@ -58,10 +63,21 @@ def mean_min_max(values: list[float]) -> tuple[float, float, float]:
     return sum(values) / len(values), min(values), max(values)
 
 
-def title(ax, text: str, rows) -> None:
+def caption(rows) -> str:
     seeds = len({r.get("train.seed") for r in rows})
-    ax.set_title(f"{text} ({rows[0].get('profile', '?')} profile, {seeds} seed{'s' if seeds > 1 else ''})",
-                 fontsize=9)
+    return f"{rows[0].get('profile', '?')} profile, {seeds} seed{'s' if seeds > 1 else ''}"
+
+
+def title(ax, text: str, rows) -> None:
+    ax.set_title(f"{text} ({caption(rows)})", fontsize=9)
+
+
+def log_ticks(ax, values) -> None:
+    """A log x axis labelled with exactly the values swept."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def save(fig, out: str) -> None:

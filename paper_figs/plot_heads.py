@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, main, plt, save, title, value, variant
+from _plot import COLORS, caption, group, main, plt, save, value, variant
 
 PANELS = [("attn.sparsity.mean", "sparsity rate", 0.5), ("attn.null_rate.max", "largest null-row rate", None),
           ("attn.head_diversity.mean", "JS across heads", None), ("attn.top_mass.mean", "top 0.2% mass", None)]
@@ -25,7 +25,7 @@ def plot(rows, out):
         if baseline is not None:
             ax.axhline(baseline, color="k", ls=":", lw=1)
             ax.annotate("ReLU at init", (len(names) - 0.5, baseline), ha="right", va="bottom", fontsize=6)
-    title(axes[0], "heads", rows)
+    fig.suptitle(f"attention statistics of trained models ({caption(rows)})", fontsize=9)
     save(fig, out)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, main, plt, save, title, value, variant
+from _plot import COLORS, group, log_ticks, main, plt, save, title, value, variant
 
 
 def plot(rows, out):
@@ -17,7 +17,8 @@ def plot(rows, out):
         lengths = sorted(n for v, n in groups if v == name)
         ax.plot(lengths, [np.mean([value(r, "test_accuracy") for r in groups[(name, n)]]) for n in lengths], "o-",
                 color=COLORS.get(name), label=name)
-    ax.set(xscale="log", xlabel="sequence length", ylabel="AR test accuracy", ylim=(0, 1.05))
+    log_ticks(ax, [n for _, n in groups])
+    ax.set(xlabel="sequence length", ylabel="MQAR test accuracy", ylim=(0, 1.05))
     ax.legend(fontsize=7)
     title(ax, "recall against length", rows)
     save(fig, out)

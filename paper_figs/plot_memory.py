@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import group, main, plt, save, title, value
+from _plot import group, log_ticks, main, plt, save, title, value
 
 STYLE = {"relu": "tab:red", "softmax": "tab:blue", "softmax_ln": "tab:purple", "gelu": "tab:gray"}
 
@@ -20,8 +20,11 @@ def plot(rows, out):
         for ax, column in ((axes[0], "test_accuracy"), (axes[1], "ffn_top_mass")):
             ax.plot(slots, [np.mean([value(r, column) for r in groups[(activation, s)]]) for s in slots], "o-",
                     color=STYLE.get(activation), label=activation)
-    axes[0].set(xscale="log", xlabel="MLP slots", ylabel="memorisation accuracy", ylim=(0, 1.05))
-    axes[1].set(xscale="log", xlabel="MLP slots", ylabel="mass share of top 0.2% slots", ylim=(0, 1.05))
+    slots = [s for _, s in groups]
+    for ax in axes:
+        log_ticks(ax, slots)
+    axes[0].set(xlabel="MLP slots", ylabel="memorisation accuracy", ylim=(0, 1.05))
+    axes[1].set(xlabel="MLP slots", ylabel="mass share of top 0.2% slots", ylim=(0, 1.05))
     axes[1].axhline(0.85, color="k", ls=":", lw=1)
     axes[0].legend(fontsize=7)
     title(axes[0], f"FFN memory, {rows[0]['task.num_facts']} facts", rows)
