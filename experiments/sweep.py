@@ -33,7 +33,8 @@ from experiments.io import atomic_write_text
 from experiments.runs import RunConfig, describe, load_result, run
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
-                  "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "wall_seconds", "device_name")
+                  "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
+                  "device_name")
 
 
 def sweep_names() -> list[str]:

@@ -145,6 +145,7 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
             maps, causal = model.attention_weights(probe[0]), True
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
         result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
+        result["decode_state_bytes"] = metrics.decode_state_bytes(model, test[0].shape[1])
     model.train()
     return result
 

@@ -110,3 +110,16 @@ def test_small_softmax_model_learns_small_mqar():
     result = train(task, model, config, progress=False)
     assert result["status"] == "reached_target", result["curve"]
     assert result["final"]["test_accuracy"] >= 0.99
+
+
+def test_decode_state_bytes_from_the_real_caches():
+    from experiments import metrics
+
+    torch.manual_seed(0)
+    softmax = Transformer(ModelConfig(d_model=16, num_heads=2), vocab_size=16, max_len=32)
+    linear = Transformer(ModelConfig(d_model=16, num_heads=2, attention=attention.make_config("linear")),
+                         vocab_size=16, max_len=32)
+    # KV cache: layers x (k and v) x tokens x d_model x 4 bytes; linear: layers x heads x (F*d_h + F) x 4 bytes
+    assert metrics.decode_state_bytes(softmax, 10) == 2 * 2 * 10 * 16 * 4
+    assert metrics.decode_state_bytes(softmax, 20) == 2 * metrics.decode_state_bytes(softmax, 10)
+    assert metrics.decode_state_bytes(linear, 10) == metrics.decode_state_bytes(linear, 20) == 2 * 2 * (8 * 8 + 8) * 4
