@@ -98,15 +98,34 @@ def result_path(config: RunConfig, root: str | os.PathLike | None = None) -> Pat
     return results_dir(root) / config.task_name / f"{config.key()[:16]}.json"
 
 
+REQUIRED_FIELDS = ("key", "config", "status", "final", "curve")
+
+
 def load_result(config: RunConfig, root: str | os.PathLike | None = None) -> dict[str, Any] | None:
-    """The cached result of ``config``, or None if it has not been run."""
+    """The cached result of ``config``, or None if it has not been run.
+
+    A file that is not valid JSON or lacks a result's fields (truncated by a
+    crash that bypassed the atomic write, or edited by hand) is treated as
+    missing, with a warning, so the run is done again and the file replaced.
+    """
     path = result_path(config, root)
     if not path.exists():
         return None
-    result = json.loads(path.read_text())
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or any(field not in result for field in REQUIRED_FIELDS):
+            raise ValueError(f"missing fields {[f for f in REQUIRED_FIELDS if f not in result]}")
+    except ValueError as error:
+        print(f"warning: {path} is corrupt ({error}); the run will be redone", file=sys.stderr)
+        return None
     if result.get("key") != config.key():
         raise RuntimeError(f"{path} holds key {result.get('key')!r}, not {config.key()!r}: a key-prefix collision")
     return result
+
+
+def failure_path(config: RunConfig, root: str | os.PathLike | None = None) -> Path:
+    """Where a run that raised leaves its traceback (never read as a cached result)."""
+    return result_path(config, root).with_suffix(".failed.json")
 
 
 def git_revision() -> dict[str, Any]:
@@ -145,6 +164,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
             return cached, True
     started = time.perf_counter()
     outcome = train(config.task, config.model, config.train, progress=progress)
+    failure_path(config, root).unlink(missing_ok=True)
     result = {
         "schema": SCHEMA_VERSION,
         "key": config.key(),
@@ -173,3 +193,21 @@ def describe(result: dict[str, Any]) -> str:
     lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
     return "\n".join(lines)
 
+
+
+def record_failure(config: RunConfig, error: BaseException, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a ``failed`` record with the traceback beside the cache; a rerun tries the run again."""
+    import traceback
+
+    record = {
+        "key": config.key(),
+        "run_id": config.run_id(),
+        "config": config.to_dict(),
+        "status": "failed",
+        "error": "".join(traceback.format_exception(error)),
+        "versions": versions(),
+        "git": git_revision(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(failure_path(config, root), json.dumps(record, indent=1) + "\n")
+    return record

@@ -30,7 +30,7 @@ from typing import Any
 from experiments import sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
-from experiments.runs import RunConfig, describe, load_result, run
+from experiments.runs import RunConfig, describe, failure_path, load_result, record_failure, run
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -65,7 +65,14 @@ def _init_worker() -> None:
 
 
 def _run_one(config_dict: dict[str, Any], root: str | None) -> str:
-    result, cached = run(RunConfig.from_dict(config_dict), root=root, progress=False)
+    """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on."""
+    config = RunConfig.from_dict(config_dict)
+    try:
+        result, cached = run(config, root=root, progress=False)
+    except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
+        record_failure(config, error, root)
+        return f"run      {config.run_id()}  failed: {type(error).__name__}: {error} (traceback in " \
+               f"{failure_path(config, root)})"
     return ("cached   " if cached else "") + describe(result).splitlines()[0] + f"  {result['status']}"
 
 
@@ -115,6 +122,10 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
     """CSV text with one row per config; every config must have a result."""
     rows = []
+    failed = [c.run_id() for c in configs if load_result(c, root) is None and failure_path(c, root).exists()]
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0]}; see their .failed.json tracebacks, "
+                           "fix the cause and rerun the sweep (finished runs are kept)")
     for config in configs:
         result = load_result(config, root)
         if result is None:
@@ -155,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(c.run_id() for c in configs))
         return 0
     run_all(configs, workers=args.workers, root=args.results_dir)
-    atomic_write_text(Path(args.csv), collect(configs, sweep=args.name, profile=args.profile, root=args.results_dir))
+    try:
+        text = collect(configs, sweep=args.name, profile=args.profile, root=args.results_dir)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    atomic_write_text(Path(args.csv), text)
     print(f"wrote {args.csv} ({len(configs)} rows)", file=sys.stderr)
     return 0
 

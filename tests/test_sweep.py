@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,41 @@ def test_cache_key_depends_on_every_part_of_the_config():
     keys = {base.key(), *(c.key() for c in changed)}
     assert len(keys) == 4
     assert base.key() == runs.RunConfig.from_dict(base.to_dict()).key()
+
+
+def test_a_truncated_result_file_is_redone(tmp_path, monkeypatch):
+    config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    first, cached = runs.run(config, root=tmp_path, progress=False)
+    path = runs.result_path(config, tmp_path)
+    path.write_text(path.read_text()[:100])  # a crash outside the atomic write
+    assert runs.load_result(config, tmp_path) is None
+    again, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not cached and again["curve"] == first["curve"]
+    assert runs.load_result(config, tmp_path)["key"] == config.key()
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    configs = sweep.sweep_configs("mqar_pairs", "smoke")
+    bad = configs[2].key()
+    real_train = runs.train
+
+    def flaky(task, model, train_config, progress=True):
+        from experiments.runs import RunConfig
+
+        if RunConfig(task=task, model=model, train=train_config).key() == bad:
+            raise RuntimeError("boom")
+        return real_train(task, model, train_config, progress=progress)
+
+    monkeypatch.setattr(runs, "train", flaky)
+    argv = ["mqar_pairs", "--profile", "smoke", "--workers", "1", "--csv", str(tmp_path / "out.csv"),
+            "--results-dir", str(tmp_path / "results")]
+    assert sweep.main(argv) == 1
+    assert "1 run(s) failed" in capsys.readouterr().err
+    failure = runs.failure_path(configs[2], tmp_path / "results")
+    assert "RuntimeError: boom" in json.loads(failure.read_text())["error"]
+    assert sum(runs.load_result(c, tmp_path / "results") is not None for c in configs) == len(configs) - 1
+    assert not (tmp_path / "out.csv").exists()
+
+    monkeypatch.setattr(runs, "train", real_train)  # the cause is fixed: only the failed run is done again
+    assert sweep.main(argv) == 0
+    assert not failure.exists() and (tmp_path / "out.csv").exists()
