@@ -3,3 +3,16 @@
 import torch
 
 torch.set_num_threads(1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many random configs the property tests tried (shown without -s)."""
+    import sys
+
+    module = sys.modules.get("test_properties")
+    if module is not None and module.TRIED["tried"]:
+        tried = module.TRIED
+        failed = [r for r in terminalreporter.stats.get("failed", []) if "test_properties" in r.nodeid]
+        terminalreporter.write_line(f"property tests: {tried['tried']} random task configs tried, "
+                                    f"{tried['rejected']} rejected with ConfigError, "
+                                    f"{len(failed)} task(s) with any other outcome")
