@@ -155,13 +155,81 @@ def versions() -> dict[str, str]:
     }
 
 
+class Locked(Exception):
+    """Another live process holds the run's lock (raised only when not waiting)."""
+
+
+def _lock_path(config: RunConfig, root) -> Path:
+    return result_path(config, root).with_suffix(".lock")
+
+
+def _holder_alive(path: Path) -> bool:
+    """Whether the lock's holder (``host pid``) still runs; a holder on another host counts as alive."""
+    try:
+        host, pid = path.read_text().split()
+    except (OSError, ValueError):
+        return True  # being written this instant: treat as held
+    if host != platform.node():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _acquire(path: Path) -> bool:
+    """Take the lock if free or stale (its holder died); False if a live process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _holder_alive(path):
+                return False
+            path.unlink(missing_ok=True)  # stale: the holder was killed mid-run
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{platform.node()} {os.getpid()}")
+        return True
+    return False
+
+
 def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: bool = True,
-        force: bool = False) -> tuple[dict[str, Any], bool]:
-    """Run ``config`` unless its result is cached; returns ``(result, was_cached)``."""
-    if not force:
-        cached = load_result(config, root)
-        if cached is not None:
-            return cached, True
+        force: bool = False, wait: bool = True, poll_seconds: float = 0.5) -> tuple[dict[str, Any], bool]:
+    """Run ``config`` unless its result is cached; returns ``(result, was_cached)``.
+
+    A lock file beside the result keeps concurrent runners (processes, or
+    jobs on a shared file system) from doing one run twice: while another
+    live process holds it, this call waits for that result (or raises
+    :class:`Locked` when ``wait`` is False); a lock left by a killed process
+    is taken over.
+    """
+    lock = _lock_path(config, root)
+    while True:
+        if not force:
+            cached = load_result(config, root)
+            if cached is not None:
+                return cached, True
+        if _acquire(lock):
+            break
+        if not wait:
+            raise Locked(config.run_id())
+        time.sleep(poll_seconds)
+    try:
+        if not force:  # finished by the previous holder between our check and the lock
+            cached = load_result(config, root)
+            if cached is not None:
+                return cached, True
+        result = _train_and_record(config, root, progress)
+    finally:
+        lock.unlink(missing_ok=True)
+    return result, False
+
+
+def _train_and_record(config: RunConfig, root, progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = train(config.task, config.model, config.train, progress=progress)
     failure_path(config, root).unlink(missing_ok=True)
@@ -179,7 +247,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
         "command": sys.argv,
     }
     atomic_write_text(result_path(config, root), json.dumps(result, indent=1, allow_nan=False) + "\n")
-    return result, False
+    return result
 
 
 def describe(result: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from experiments import sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
-from experiments.runs import RunConfig, describe, failure_path, load_result, record_failure, run
+from experiments.runs import Locked, RunConfig, describe, failure_path, load_result, record_failure, run
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -64,11 +64,16 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _run_one(config_dict: dict[str, Any], root: str | None) -> str:
-    """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on."""
+def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True) -> str:
+    """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on.
+
+    With ``wait=False`` a run another process holds is skipped and reported as ``locked``.
+    """
     config = RunConfig.from_dict(config_dict)
     try:
-        result, cached = run(config, root=root, progress=False)
+        result, cached = run(config, root=root, progress=False, wait=wait)
+    except Locked:
+        return LOCKED
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
         record_failure(config, error, root)
         return f"run      {config.run_id()}  failed: {type(error).__name__}: {error} (traceback in " \
@@ -76,23 +81,48 @@ def _run_one(config_dict: dict[str, Any], root: str | None) -> str:
     return ("cached   " if cached else "") + describe(result).splitlines()[0] + f"  {result['status']}"
 
 
+LOCKED = "locked"
+
+
 def run_all(configs: list[RunConfig], *, workers: int, root: str | None = None) -> None:
-    """Run every config that has no cached result, ``workers`` at a time."""
+    """Run every config that has no cached result, ``workers`` at a time.
+
+    First pass: runs held by another runner are skipped; second pass: wait
+    for those (or take them over if their runner died).
+    """
     todo = [c for c in configs if load_result(c, root) is None]
     print(f"{len(configs) - len(todo)} of {len(configs)} runs cached; running {len(todo)} "
           f"with {workers} worker(s)", file=sys.stderr)
-    if not todo:
-        return
+    for wait in (False, True):
+        if not todo:
+            return
+        skipped = []
+        for config, message in zip(todo, _map(todo, workers=workers, root=root, wait=wait)):
+            if message == LOCKED:
+                skipped.append(config)
+        if skipped and not wait:
+            print(f"{len(skipped)} run(s) held by another runner; waiting for them", file=sys.stderr)
+        todo = skipped
+
+
+def _map(configs: list[RunConfig], *, workers: int, root: str | None, wait: bool) -> list[str]:
+    messages: dict[int, str] = {}
+    total = len(configs)
     if workers <= 1:
         _init_worker()
-        for i, config in enumerate(todo, 1):
-            print(f"[{i}/{len(todo)}] {_run_one(config.to_dict(), root)}", file=sys.stderr)
-        return
+        for i, config in enumerate(configs):
+            messages[i] = _run_one(config.to_dict(), root, wait)
+            if messages[i] != LOCKED:
+                print(f"[{len(messages)}/{total}] {messages[i]}", file=sys.stderr)
+        return [messages[i] for i in range(total)]
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        pending = [pool.submit(_run_one, c.to_dict(), root) for c in todo]
-        for i, done in enumerate(futures.as_completed(pending), 1):
-            print(f"[{i}/{len(todo)}] {done.result()}", file=sys.stderr)
+        pending = {pool.submit(_run_one, c.to_dict(), root, wait): i for i, c in enumerate(configs)}
+        for done in futures.as_completed(pending):
+            messages[pending[done]] = done.result()
+            if messages[pending[done]] != LOCKED:
+                print(f"[{len(messages)}/{total}] {messages[pending[done]]}", file=sys.stderr)
+    return [messages[i] for i in range(total)]
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

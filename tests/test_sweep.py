@@ -123,3 +123,65 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     monkeypatch.setattr(runs, "train", real_train)  # the cause is fixed: only the failed run is done again
     assert sweep.main(argv) == 0
     assert not failure.exists() and (tmp_path / "out.csv").exists()
+
+
+def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path):
+    import os
+    import platform
+
+    config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    lock = runs.result_path(config, tmp_path).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{platform.node()} {os.getpid()}")  # held by a live process: this one
+    with pytest.raises(runs.Locked):
+        runs.run(config, root=tmp_path, progress=False, wait=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{platform.node()} {dead.pid}")  # its holder has exited
+    result, cached = runs.run(config, root=tmp_path, progress=False, wait=False)
+    assert not cached and result["key"] == config.key() and not lock.exists()
+
+
+def _sweep_process(results, csv_path):
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "experiments.sweep", "mqar_width", "--profile", "smoke",
+                             "--workers", "1", "--csv", str(csv_path), "--results-dir", str(results)],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_runners_do_each_run_once(tmp_path):
+    first, second = _sweep_process(tmp_path / "r", tmp_path / "a.csv"), _sweep_process(tmp_path / "r", tmp_path / "b.csv")
+    logs = [p.communicate(timeout=300)[1] for p in (first, second)]
+    assert first.returncode == second.returncode == 0, logs
+    trained = [{line.split()[2] for line in log.splitlines() if line.startswith("[") and "] run " in line}
+               for log in logs]
+    configs = sweep.sweep_configs("mqar_width", "smoke")
+    assert not trained[0] & trained[1], "a run was trained by both runners"
+    assert trained[0] | trained[1] == {c.run_id() for c in configs}
+    assert (tmp_path / "a.csv").read_text().split("\n")[1:] == (tmp_path / "b.csv").read_text().split("\n")[1:]
+
+
+def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
+    import signal
+    import time
+
+    argv = ["--task", "mqar", "--vocab-size", "16", "--seq-len", "16", "--num-kv-pairs", "2", "--d-model", "16",
+            "--num-heads", "2", "--steps", "1500", "--eval-every", "500", "--batch-size", "8",
+            "--num-test-examples", "16", "--target-accuracy", "0", "--no-progress"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    victim = subprocess.Popen([sys.executable, "-m", "experiments.run", *argv, "--results-dir", str(tmp_path / "a")],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list((tmp_path / "a").rglob("*.lock")) and time.time() < deadline:
+        time.sleep(0.1)  # wait until the run has started (its lock exists)
+    time.sleep(0.5)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not list((tmp_path / "a").rglob("*.json")), "a killed run left a result file"
+    for root in (tmp_path / "a", tmp_path / "b"):  # rerun after the kill, and an uninterrupted run elsewhere
+        done = subprocess.run([sys.executable, "-m", "experiments.run", *argv, "--results-dir", str(root)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    resumed, clean = (json.loads(next((tmp_path / d).rglob("*.json")).read_text()) for d in ("a", "b"))
+    assert resumed["curve"] == clean["curve"] and resumed["final"] == clean["final"]
+    assert not list((tmp_path / "a").rglob("*.lock"))
