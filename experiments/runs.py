@@ -231,7 +231,8 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
 
 def _train_and_record(config: RunConfig, root, progress: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    outcome = train(config.task, config.model, config.train, progress=progress)
+    checkpoint = result_path(config, root).with_suffix(".ckpt")  # an interrupted run resumes from here
+    outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint)
     failure_path(config, root).unlink(missing_ok=True)
     result = {
         "schema": SCHEMA_VERSION,
@@ -247,6 +248,7 @@ def _train_and_record(config: RunConfig, root, progress: bool) -> dict[str, Any]
         "command": sys.argv,
     }
     atomic_write_text(result_path(config, root), json.dumps(result, indent=1, allow_nan=False) + "\n")
+    checkpoint.unlink(missing_ok=True)
     return result
 
 

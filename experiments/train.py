@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -150,12 +152,25 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
     return result
 
 
-def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    from experiments.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True,
+          checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate; returns metrics, the curve and the status.
 
     ``status`` is ``finished`` (all steps run), ``reached_target`` (stopped
     early at ``target_accuracy``) or ``diverged`` (``diverged_at_step`` names
     the first step whose loss was NaN or infinite).
+
+    With ``checkpoint``, the model, optimiser, schedule, data-stream
+    generator, curve and step are saved there (atomically) at every
+    evaluation, and a run that finds the file resumes from it; on CPU the
+    resumed run ends with the same result as an uninterrupted one.
     """
     device = resolve_device(config.device)
     autocast = device.type == "cuda"
@@ -169,9 +184,17 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     curve: list[dict[str, float]] = []
     status, diverged_at, steps_run = "finished", None, 0
     recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        stream.set_state(saved["stream"].to(stream.get_state().device))
+        curve, steps_run = saved["curve"], saved["step"]
     started = time.perf_counter()
-    bar = tqdm(total=config.steps, disable=not progress, leave=False, dynamic_ncols=True)
-    for step in range(config.steps):
+    bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
+    for step in range(steps_run, config.steps):
         batch = synthetic.generate(task, config.batch_size, stream)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             logits, labels = logits_and_labels(model, batch)
@@ -202,6 +225,10 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             if not torch.equal(both[:, 0], both[:, 1]):
                 point["train_objective"] = float(both[:, 1].mean())
             curve.append(point)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                              "schedule": schedule.state_dict(), "stream": stream.get_state(),
+                                              "curve": curve, "step": steps_run})
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
                 status = "reached_target"

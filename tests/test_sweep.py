@@ -103,12 +103,12 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     bad = configs[2].key()
     real_train = runs.train
 
-    def flaky(task, model, train_config, progress=True):
+    def flaky(task, model, train_config, **kwargs):
         from experiments.runs import RunConfig
 
         if RunConfig(task=task, model=model, train=train_config).key() == bad:
             raise RuntimeError("boom")
-        return real_train(task, model, train_config, progress=progress)
+        return real_train(task, model, train_config, **kwargs)
 
     monkeypatch.setattr(runs, "train", flaky)
     argv = ["mqar_pairs", "--profile", "smoke", "--workers", "1", "--csv", str(tmp_path / "out.csv"),

@@ -123,3 +123,26 @@ def test_decode_state_bytes_from_the_real_caches():
     assert metrics.decode_state_bytes(softmax, 10) == 2 * 2 * 10 * 16 * 4
     assert metrics.decode_state_bytes(softmax, 20) == 2 * metrics.decode_state_bytes(softmax, 10)
     assert metrics.decode_state_bytes(linear, 10) == metrics.decode_state_bytes(linear, 20) == 2 * 2 * (8 * 8 + 8) * 4
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path, monkeypatch):
+    config = TrainConfig(steps=12, batch_size=8, warmup_steps=2, eval_every=4, target_accuracy=0.0)
+    clean = train(TINY_TASK, TINY_MODEL, config, progress=False)
+    calls = {"n": 0}
+    forward = Transformer.forward
+
+    def interrupted(self, idx):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 10:  # after the checkpoint at step 8
+                raise KeyboardInterrupt
+        return forward(self, idx)
+
+    monkeypatch.setattr(Transformer, "forward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY_TASK, TINY_MODEL, config, progress=False, checkpoint=tmp_path / "run.ckpt")
+    assert torch.load(tmp_path / "run.ckpt", weights_only=False)["step"] == 8
+    monkeypatch.setattr(Transformer, "forward", forward)
+    resumed = train(TINY_TASK, TINY_MODEL, config, progress=False, checkpoint=tmp_path / "run.ckpt")
+    assert resumed["curve"] == clean["curve"] and resumed["final"] == clean["final"]
+    assert resumed["steps_run"] == 12
