@@ -83,14 +83,14 @@ $(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
 	$(PY) -m experiments.sweep $* --profile $(PROFILE) --workers $(WORKERS) --csv $@
 
 # One plot script per figure; editing it rebuilds the figure (and nothing else).
-$(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py | $(STAMP)
+$(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py paper_figs/_rows.py | $(STAMP)
 	$(PY) paper_figs/plot_$*.py $< $@
 
 # Speed (R4): forward+backward time of the variants ReLA compares, relative to softmax, one run.
 $(FIG_DIR)/speed.csv: experiments/bench_attention.py $(SOURCES) | $(STAMP)
 	$(PY) -m experiments.bench_attention --out $(FIG_DIR)/speed.md --csv $@ $(BENCH_ARGS) --variants $(BENCH_VARIANTS)
 
-$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.csv $(NOTEBOOKS) paper_figs/claims.py paper_figs/make_ledger.py
+$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.csv $(NOTEBOOKS) paper_figs/claims.py paper_figs/_rows.py paper_figs/make_ledger.py
 	$(PY) paper_figs/make_ledger.py --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
 	  --speed $(FIG_DIR)/speed.csv --out $@
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import platform
 import statistics
 import sys
@@ -40,13 +39,6 @@ def cases() -> list[tuple[str, str, dict]]:
         else:
             out.append((name, name, defaults))
     return out
-
-
-def accepted(fn, params: dict) -> dict:
-    signature = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
-        return params
-    return {k: v for k, v in params.items() if k in signature}
 
 
 def time_one(fn, q, k, v, *, warmup: int, repeats: int) -> float:
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.variants and label not in args.variants and label != "softmax":
                 continue
             variant = attention.get(name)
-            kwargs = accepted(variant.attend, params)
+            kwargs = attention.accepted_params(variant.attend, params)
             fn = lambda a, b, c, _v=variant, _k=kwargs: _v.attend(a, b, c, causal=True, **_k)  # noqa: E731
             timings[label] = time_one(fn, q, k, v, warmup=args.warmup, repeats=args.repeats)
             print(f"T={length:5d} {label:28s} {1e3 * timings[label]:9.2f} ms", file=sys.stderr)

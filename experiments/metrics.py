@@ -86,18 +86,18 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
     softmax memories, ``|relu|`` / ``|gelu|`` otherwise), averaged over tokens
     and blocks; None for a model without MLPs.
     """
-    from experiments.model import _ACTIVATIONS, MLP
+    from experiments.model import MLP
 
     shares = []
 
     def hook(module, inputs, output):
-        act = _ACTIVATIONS[module.activation](module.up(inputs[0])).abs()  # (B, T, slots)
+        act = inputs[0].abs()  # the input of MLP.down is the activation: (B, T, slots)
         keep = max(1, math.ceil(fraction * act.shape[-1]))
         top = act.topk(keep, dim=-1).values.sum(-1)
         total = act.sum(-1).clamp_min(1e-30)
         shares.append(float((top / total).mean()))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, MLP)]
+    handles = [m.down.register_forward_hook(hook) for m in model.modules() if isinstance(m, MLP)]
     try:
         if not handles:
             return None

@@ -90,13 +90,6 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98))
 
 
-def masked_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct, counted) over positions whose label is not ``IGNORE_INDEX``."""
-    asked = labels != synthetic.IGNORE_INDEX
-    correct = (logits.argmax(dim=-1) == labels) & asked
-    return correct.sum(), asked.sum()
-
-
 def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
     """A decoder-only Transformer for ``lm`` tasks, an EncoderDecoder for ``seq2seq`` tasks."""
     if synthetic.kind_of(task) == "seq2seq":

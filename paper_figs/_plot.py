@@ -1,10 +1,8 @@
-"""What the plot scripts share: reading a sweep CSV, a fixed colour per variant, atomic saving."""
+"""What the plot scripts share: a fixed colour per variant, titles, log ticks, atomic saving (CSV reading in _rows)."""
 
 from __future__ import annotations
 
-import csv
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments import attention  # noqa: E402
+from _rows import group, load, value, variant  # noqa: E402,F401 - re-exported for the plot scripts
+
 from experiments.io import atomic_path  # noqa: E402
 
 # One colour per variant, the same in every figure; variants added later fall back to grey.
@@ -27,40 +26,6 @@ COLORS = {
     "reluformer": "#9467bd", "reluformer+reg": "#c5b0d5", "sigmoid": "#17becf", "sparsemax": "#bcbd22",
     "entmax15": "#7f7f7f",
 }
-
-
-def load(path: str) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise SystemExit(f"{path} has no rows")
-    return rows
-
-
-def value(row: dict[str, str], column: str) -> float:
-    """A number; a diverged run's missing accuracy counts as 0, any other missing value as NaN."""
-    text = row.get(column, "")
-    if text == "":
-        return 0.0 if row.get("status") == "diverged" and column.startswith("test_") else float("nan")
-    return float(text)
-
-
-def variant(row: dict[str, str]) -> str:
-    name = row["model.attention.name"]
-    if name == "reluformer" and float(row.get("model.attention.norm_loss_weight") or 0) > 0:
-        return "reluformer+reg"
-    return name
-
-
-def group(rows, *keys) -> dict[tuple, list[dict[str, str]]]:
-    out: dict[tuple, list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        out[tuple(k(row) if callable(k) else row[k] for k in keys)].append(row)
-    return out
-
-
-def mean_min_max(values: list[float]) -> tuple[float, float, float]:
-    return sum(values) / len(values), min(values), max(values)
 
 
 def caption(rows) -> str:

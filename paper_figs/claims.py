@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from statistics import mean
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rows import group, value, variant  # noqa: E402
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
 
@@ -58,33 +63,8 @@ def rows(evidence: Evidence, sweep: str) -> list[dict[str, str]]:
     return found
 
 
-def number(row: dict[str, str], column: str) -> float:
-    """A float column; a diverged run has no accuracy and counts as 0 (never a missing value)."""
-    value = row.get(column, "")
-    if value in ("", None):
-        if column.startswith("test_") and row.get("status") == "diverged":
-            return 0.0
-        return math.nan
-    return float(value)
-
-
-def by(rows_: list[dict[str, str]], *keys: str) -> dict[tuple, list[dict[str, str]]]:
-    groups: dict[tuple, list[dict[str, str]]] = defaultdict(list)
-    for row in rows_:
-        groups[tuple(row[k] for k in keys)].append(row)
-    return groups
-
-
-def variant_of(row: dict[str, str]) -> str:
-    """The attention name, with ReLUFormer's regularised setting told apart."""
-    name = row["model.attention.name"]
-    if name == "reluformer" and float(row.get("model.attention.norm_loss_weight") or 0) > 0:
-        return "reluformer+reg"
-    return name
-
-
 def mean_of(rows_: list[dict[str, str]], column: str) -> float:
-    values = [number(r, column) for r in rows_]
+    values = [value(r, column) for r in rows_]
     values = [v for v in values if not math.isnan(v)]
     if not values:
         raise Missing(f"column {column}")
@@ -92,7 +72,7 @@ def mean_of(rows_: list[dict[str, str]], column: str) -> float:
 
 
 def spread(rows_: list[dict[str, str]], column: str) -> str:
-    values = [number(r, column) for r in rows_]
+    values = [value(r, column) for r in rows_]
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{mean(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
@@ -117,8 +97,8 @@ def grade(passed: int, total: int) -> str:
 # --- the judges --------------------------------------------------------------------------------
 
 def judge_r1(ev: Evidence):
-    rela = [r for r in rows(ev, "heads") if variant_of(r) == "rela_g"]
-    values = [number(r, "attn.sparsity.mean") for r in rela]
+    rela = [r for r in rows(ev, "heads") if variant(r) == "rela_g"]
+    values = [value(r, "attn.sparsity.mean") for r in rela]
     if not values:
         raise Missing("rela_g runs in heads")
     verdict = "reproduced" if min(values) > 0.55 else ("partly" if mean(values) > 0.52 else "not reproduced")
@@ -126,15 +106,13 @@ def judge_r1(ev: Evidence):
 
 
 def _stability(ev: Evidence):
-    groups = by(rows(ev, "stability"), "model.attention.name")
     table = {}
     for row in rows(ev, "stability"):
-        table.setdefault(variant_of(row), []).append(row)
+        table.setdefault(variant(row), []).append(row)
     if "relu" not in table:
         raise Missing("plain relu runs")
-    stats = {name: (mean(number(r, "test_accuracy") for r in rs), sum(r["status"] == "diverged" for r in rs), len(rs))
+    stats = {name: (mean(value(r, "test_accuracy") for r in rs), sum(r["status"] == "diverged" for r in rs), len(rs))
              for name, rs in table.items()}
-    del groups
     return stats
 
 
@@ -155,7 +133,7 @@ def judge_r2(ev: Evidence):
 
 
 def judge_r3(ev: Evidence):
-    groups = by(rows(ev, "alignment_aer"), "model.attention.name")
+    groups = group(rows(ev, "alignment_aer"), "model.attention.name")
     if ("rela_g",) not in groups:
         raise Missing("rela_g runs in alignment_aer")
     accuracy = {name[0]: mean_of(rs, "test_accuracy") for name, rs in groups.items()}
@@ -181,7 +159,7 @@ def judge_r4(ev: Evidence):
 
 
 def _heads_metric(ev: Evidence, column: str) -> dict[str, float]:
-    return {name[0]: mean_of(rs, column) for name, rs in by(rows(ev, "heads"), "model.attention.name").items()}
+    return {name[0]: mean_of(rs, column) for name, rs in group(rows(ev, "heads"), "model.attention.name").items()}
 
 
 def judge_r5(ev: Evidence):
@@ -204,7 +182,7 @@ def judge_r6(ev: Evidence):
 
 
 def judge_r7(ev: Evidence):
-    groups = by(rows(ev, "alignment_aer"), "task.reordering", "model.attention.name")
+    groups = group(rows(ev, "alignment_aer"), "task.reordering", "model.attention.name")
     orders = sorted({k[0] for k in groups})
     passed, parts = 0, []
     for order in orders:
@@ -217,7 +195,7 @@ def judge_r7(ev: Evidence):
 
 
 def _memory(ev: Evidence):
-    groups = by(rows(ev, "memory"), "model.mlp_activation", "model.mlp_ratio")
+    groups = group(rows(ev, "memory"), "model.mlp_activation", "model.mlp_ratio")
     return {(act, int(ratio)): rs for (act, ratio), rs in groups.items()}
 
 
@@ -260,7 +238,7 @@ def judge_s4(ev: Evidence):
 
 
 def judge_s5(ev: Evidence):
-    groups = by(rows(ev, "long_context"), "task.seq_len", "model.attention.name")
+    groups = group(rows(ev, "long_context"), "task.seq_len", "model.attention.name")
     lengths = sorted({int(k[0]) for k in groups})
     longest = str(lengths[-1])
     if (longest, "softmax") not in groups or (longest, "reluformer") not in groups:
@@ -288,7 +266,7 @@ def judge_s6(ev: Evidence):
 
 
 def judge_d1(ev: Evidence):
-    groups = by(rows(ev, "mqar_pairs"), "task.num_kv_pairs", "model.attention.name")
+    groups = group(rows(ev, "mqar_pairs"), "task.num_kv_pairs", "model.attention.name")
     pairs = sorted({int(k[0]) for k in groups})
     gaps = []
     for n in pairs:

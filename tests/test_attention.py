@@ -7,7 +7,6 @@ tested without editing this one.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from experiments.attention._common import cache_bytes
 from experiments.attention._linear import LinearFamilyModule
 
 from experiments import attention
+from experiments.attention import accepted_params
 from experiments.config import ConfigError
 
 NAMES = attention.names()
@@ -34,14 +34,6 @@ def qkv(shape, *, seed=0, dtype=torch.float64, tk=None, requires_grad=False):
     k = torch.randn(batch, heads, tk or time, dim, generator=generator, dtype=dtype)
     v = torch.randn(batch, heads, tk or time, dim, generator=generator, dtype=dtype)
     return [t.requires_grad_(requires_grad) for t in (q, k, v)]
-
-
-def accepted_params(fn, params: dict) -> dict:
-    """The subset of ``params`` that ``fn`` takes (all of them if it takes ``**params``)."""
-    signature = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
-        return dict(params)
-    return {key: value for key, value in params.items() if key in signature}
 
 
 def call(name, q, k, v, *, causal, **overrides):

@@ -141,7 +141,7 @@ def test_s5_tie_counts_only_when_both_learned():
 
 def test_a_diverged_run_counts_as_zero_accuracy():
     diverged = {"status": "diverged", "test_accuracy": ""}
-    assert claims.number(diverged, "test_accuracy") == 0.0
+    assert claims.value(diverged, "test_accuracy") == 0.0
 
 
 def test_render_writes_every_row_and_a_summary():

@@ -11,7 +11,8 @@ import synthetic
 from experiments import attention
 from experiments.config import ConfigError
 from experiments.model import ModelConfig, Transformer
-from experiments.train import TrainConfig, lr_factor, masked_accuracy, train
+from experiments.metrics import per_example
+from experiments.train import TrainConfig, lr_factor, train
 
 TINY_TASK = synthetic.make_config("mqar", vocab_size=16, seq_len=16, num_kv_pairs=2, num_test_examples=32)
 TINY_MODEL = ModelConfig(d_model=16, num_heads=2)
@@ -60,8 +61,8 @@ def test_accuracy_counts_only_labelled_positions():
     logits = torch.zeros(1, 4, 5)
     logits[0, :, 2] = 1.0  # predicts token 2 everywhere
     labels = torch.tensor([[-100, 2, -100, 3]])
-    correct, counted = masked_accuracy(logits, labels)
-    assert (correct.item(), counted.item()) == (1, 2)
+    correct, counted = per_example(logits, labels)
+    assert (correct.tolist(), counted.tolist()) == ([1], [2])
 
 
 def test_same_seed_same_run_other_seed_other_run():

@@ -60,10 +60,11 @@ for name, feature_map in itertools.product(linear_family, sorted(FEATURE_MAPS)):
     matrix = module.head_weights(q, k, causal=False)[0, 0]
     bound = module.feature_dim + (2 if name == "inline" else 0)
     rows.append((name, feature_map, module.feature_dim, rank(matrix), bound))
-    assert rank(matrix) <= bound, (name, feature_map, rank(matrix), bound)
 for row in rows:
     print("{:12s} {:10s} F={:3d} rank={:3d} bound={:3d}".format(*row))
-_mc.check(True, f"rank <= feature dimension (+2 for InLine) for {len(rows)} variant/feature-map pairs, T={TOKENS}")
+over = [row[:2] for row in rows if row[3] > row[4]]
+_mc.check(not over, f"rank <= feature dimension (+2 for InLine) for {len(rows)} variant/feature-map pairs, T={TOKENS}"
+          f"; over the bound: {over}")
 # Taylor-2's features [1, x, x x^T] hold a symmetric outer product, so its rank is at most
 # 1 + d + d(d+1)/2 = 10 for d = 3, below F = 13 (our remark).
 _mc.record("K1", "rank(phi(Q)phi(K)^T) <= r for every linear variant and feature map",
@@ -109,12 +110,14 @@ _mc.record("K1", "exp(XX^T) positive definite: softmax attention can be full ran
 # `log softmax(S) = S - lse(S) 1^T`: rank of `S` plus one.
 
 # %%
+log_ranks = {}
 for dim in (1, 2, 4):
     q, k = qk(48, dim)
-    log_weights = attention.get("softmax").weights(q, k, causal=False, scale=1.0)[0, 0].log()
-    assert rank(log_weights) <= dim + 1, (dim, rank(log_weights))
-    print(f"d={dim}: rank log softmax = {rank(log_weights)}, softmax = {rank(attention.get('softmax').weights(q, k, causal=False, scale=1.0)[0, 0], 1e-12)}")
-_mc.check(True, "rank(log softmax(QK^T)) <= d + 1 for d = 1, 2, 4 (T = 48)")
+    weights = attention.get("softmax").weights(q, k, causal=False, scale=1.0)[0, 0]
+    log_ranks[dim] = rank(weights.log())
+    print(f"d={dim}: rank log softmax = {log_ranks[dim]}, softmax = {rank(weights, 1e-12)}")
+_mc.check(all(r <= d + 1 for d, r in log_ranks.items()),
+          f"rank(log softmax(QK^T)) <= d + 1 for d = 1, 2, 4 (T = 48): {log_ranks}")
 _mc.record("K1", "rank(log softmax(QK^T)) <= d+1", "holds for d=1,2,4", True)
 
 # %% [markdown]

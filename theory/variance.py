@@ -16,7 +16,7 @@
 # and `k_j ~ N(0, 1)`: the default scale `1/sqrt(1)` gives `s_j = sigma k_j`.
 
 # %%
-import inspect
+import dataclasses
 import math
 
 import matplotlib
@@ -189,15 +189,11 @@ lengths = [16, 64, 256, 512] if not _mc.FAST else [16, 64, 256]
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
 for index, name in enumerate(attention.names()):
     variant = attention.get(name)
-    params = {key: value for key, value in attention.config_to_dict(attention.make_config(name)).items()
-              if key != "name"}
+    kwargs = attention.accepted_params(variant.attend, dataclasses.asdict(attention.make_config(name)))
     values = []
     for n in lengths:
         q, k, v = (torch.randn(_mc.size(32, 8), 1, n, 16, generator=generator, dtype=torch.float64)
                    for _ in range(3))
-        signature = inspect.signature(variant.attend).parameters
-        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values())
-        kwargs = params if takes_all else {key: val for key, val in params.items() if key in signature}
         values.append(float(variant.attend(q, k, v, causal=False, **kwargs).var()))
     ax.plot(lengths, values, marker="os^v<>D"[index % 7], color=plt.cm.tab20(index / 20), label=name)
 ax.set_xscale("log", base=2)

@@ -18,8 +18,11 @@ starts with an underscore hold shared helpers and are not variants.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import pkgutil
+from collections.abc import Callable
 from typing import Any
 
 from experiments.attention._common import AttentionModule, Variant
@@ -28,6 +31,7 @@ from experiments.config import ConfigError, from_dict
 __all__ = [
     "AttentionModule",
     "Variant",
+    "accepted_params",
     "build_module",
     "config_from_dict",
     "config_to_dict",
@@ -81,8 +85,6 @@ def make_config(name: str, **params: Any) -> Any:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """``{"name": ..., **fields}``: the serialised form used in results."""
-    import dataclasses
-
     return {"name": name_of(config), **dataclasses.asdict(config)}
 
 
@@ -91,6 +93,19 @@ def config_from_dict(data: dict[str, Any]) -> Any:
     if "name" not in data:
         raise ConfigError(f"attention config needs a 'name'; valid names are {names()}")
     return make_config(data.pop("name"), **data)
+
+
+def accepted_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``fn`` takes (all of them if it takes ``**params``).
+
+    A config holds fields for the module too (norm epsilons, loss weights), and
+    a variant's ``attend``/``weights``/``reference`` take only their own, so a
+    caller with a config passes it through this filter.
+    """
+    signature = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        return dict(params)
+    return {key: value for key, value in params.items() if key in signature}
 
 
 def build_module(config: Any, *, d_model: int, num_heads: int) -> AttentionModule:

@@ -60,6 +60,16 @@ def build_features(config: LinearFamilyConfig, head_dim: int) -> FeatureMap:
     return FEATURE_MAPS[config.feature_map](head_dim, config)
 
 
+def resolve(config_cls: type, q: torch.Tensor, features: FeatureMap | None, params: dict):
+    """The functional cores' shared start: the config from keyword parameters, and the feature map.
+
+    A module passes its own ``features`` (Performer's projection is drawn once);
+    a bare call builds them from the parameters.
+    """
+    config = config_cls(**params)
+    return config, features if features is not None else build_features(config, q.shape[-1])
+
+
 def featurize(features: FeatureMap, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     q_pos, k_pos = positions(q.shape[-2], k.shape[-2], q.device)
     return features(q, q_pos), features(k, k_pos)

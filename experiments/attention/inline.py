@@ -21,8 +21,8 @@ import dataclasses
 from experiments.attention import register
 from experiments.attention._features import FEATURE_MAPS
 from experiments.attention._common import Variant, causal_mask, check_qkv, visible_counts
-from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, build_features, featurize,
-                                           masked_scores, terms)
+from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
+                                           masked_scores, resolve, terms)
 from experiments.config import param
 
 
@@ -31,13 +31,8 @@ class InLineConfig(LinearFamilyConfig):
     feature_map: str = param("relu", "feature map phi", choices=tuple(FEATURE_MAPS))
 
 
-def _features(q, features, params):
-    config = InLineConfig(**params)
-    return config, features if features is not None else build_features(config, q.shape[-1])
-
-
 def weights(q, k, *, causal: bool, features=None, **params):
-    _, features = _features(q, features, params)
+    _, features = resolve(InLineConfig, q, features, params)
     scores = masked_scores(*featurize(features, q, k), causal=causal)  # (B, H, Tq, Tk)
     counts = visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype)  # (Tq, 1)
     centred = scores + (1 - scores.sum(dim=-1, keepdim=True)) / counts
@@ -57,7 +52,7 @@ def combine(num, den, v_sum, count):
 
 def attend(q, k, v, *, causal: bool, features=None, **params):
     check_qkv(q, k, v)
-    config, features = _features(q, features, params)
+    config, features = resolve(InLineConfig, q, features, params)
     fq, fk = featurize(features, q, k)
     num, den = terms(fq, fk, v, causal=causal, form=config.form, chunk_size=config.chunk_size)
     ones_q, ones_k = fq.new_ones(*fq.shape[:-1], 1), fk.new_ones(*fk.shape[:-1], 1)

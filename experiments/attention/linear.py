@@ -14,8 +14,8 @@ import dataclasses
 
 from experiments.attention import register
 from experiments.attention._common import Variant, check_qkv
-from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, build_features, featurize,
-                                           masked_scores, terms)
+from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
+                                           masked_scores, resolve, terms)
 from experiments.config import param, require
 
 
@@ -28,13 +28,8 @@ class LinearConfig(LinearFamilyConfig):
         require(self.eps >= 0, f"linear eps must be non-negative, got {self.eps}")
 
 
-def _features(q, features, params):
-    config = LinearConfig(**params)
-    return config, features if features is not None else build_features(config, q.shape[-1])
-
-
 def weights(q, k, *, causal: bool, features=None, **params):
-    config, features = _features(q, features, params)
+    config, features = resolve(LinearConfig, q, features, params)
     scores = masked_scores(*featurize(features, q, k), causal=causal)  # (B, H, Tq, Tk), non-negative
     return scores / (scores.sum(dim=-1, keepdim=True) + config.eps)
 
@@ -46,7 +41,7 @@ def reference(q, k, v, *, causal: bool, features=None, **params):
 
 def attend(q, k, v, *, causal: bool, features=None, **params):
     check_qkv(q, k, v)
-    config, features = _features(q, features, params)
+    config, features = resolve(LinearConfig, q, features, params)
     num, den = terms(*featurize(features, q, k), v, causal=causal, form=config.form, chunk_size=config.chunk_size)
     return num / (den + config.eps)
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from experiments.attention import register
 from experiments.attention._common import Variant, check_qkv
-from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, build_features, featurize,
-                                           masked_scores, terms)
+from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
+                                           masked_scores, resolve, terms)
 from experiments.config import param, require
 
 
@@ -33,14 +33,9 @@ class NormLinearConfig(LinearFamilyConfig):
         require(self.norm_eps > 0, f"norm_eps must be positive, got {self.norm_eps}")
 
 
-def _features(q, features, params):
-    config = NormLinearConfig(**params)
-    return config, features if features is not None else build_features(config, q.shape[-1])
-
-
 def weights(q, k, *, causal: bool, features=None, **params):
     """``phi(Q) phi(K)^T`` with masked entries 0: unnormalised, rows need not sum to 1."""
-    _, features = _features(q, features, params)
+    _, features = resolve(NormLinearConfig, q, features, params)
     return masked_scores(*featurize(features, q, k), causal=causal)
 
 
@@ -52,7 +47,7 @@ def reference(q, k, v, *, causal: bool, features=None, **params):
 def attend(q, k, v, *, causal: bool, features=None, **params):
     """The per-head numerator; the module's RMSNorm over heads completes the variant."""
     check_qkv(q, k, v)
-    config, features = _features(q, features, params)
+    config, features = resolve(NormLinearConfig, q, features, params)
     num, _ = terms(*featurize(features, q, k), v, causal=causal, form=config.form, chunk_size=config.chunk_size)
     return num
 

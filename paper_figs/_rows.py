@@ -1,0 +1,39 @@
+"""Reading sweep CSVs: the helpers the plot scripts and the claims ledger share (no plotting here)."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable
+
+
+def load(path: str) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise SystemExit(f"{path} has no rows")
+    return rows
+
+
+def value(row: dict[str, str], column: str) -> float:
+    """A number; a diverged run's missing accuracy counts as 0, any other missing value as NaN."""
+    text = row.get(column, "")
+    if text in ("", None):
+        return 0.0 if row.get("status") == "diverged" and column.startswith("test_") else float("nan")
+    return float(text)
+
+
+def variant(row: dict[str, str]) -> str:
+    """The attention name, with ReLUFormer's regularised setting told apart."""
+    name = row["model.attention.name"]
+    if name == "reluformer" and float(row.get("model.attention.norm_loss_weight") or 0) > 0:
+        return "reluformer+reg"
+    return name
+
+
+def group(rows, *keys: str | Callable[[dict[str, str]], object]) -> dict[tuple, list[dict[str, str]]]:
+    """Rows by a tuple of keys: column names or functions of a row."""
+    out: dict[tuple, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        out[tuple(k(row) if callable(k) else row[k] for k in keys)].append(row)
+    return out
