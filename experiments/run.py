@@ -26,7 +26,7 @@ from experiments import attention
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
 from experiments.runs import RunConfig, describe, result_path, run
-from experiments.train import TrainConfig
+from experiments.train import TrainConfig, resolve_device
 
 
 def _flag(name: str) -> str:
@@ -123,7 +123,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
             model=ModelConfig(**picked["model"], attention=attention.make_config(args.attention, **picked["attention"])),
             train=TrainConfig(**picked["train"]),
         )
-        config.key()  # resolves the device: an unavailable one is bad input too
+        resolve_device(config.train.device)  # an unavailable device is bad input too
     except ConfigError as error:
         parser.error(str(error))
     return args, config

@@ -1,8 +1,8 @@
 """One run = (task, model, training) config; its result is one JSON file.
 
 Results are content-addressed: the file name is a hash of the full config
-(plus the device type, since a CUDA bf16 run and a CPU fp32 run of one config
-are different measurements, and :data:`SCHEMA_VERSION`, bumped whenever a
+with its device resolved to ``cpu`` or ``cuda`` (a CUDA bf16 run and a CPU
+fp32 run of one config are different measurements) and :data:`SCHEMA_VERSION`, bumped whenever a
 change to the code changes what a config means). A result is written
 atomically once a run ends, so an interrupted sweep never leaves a partial
 file and a rerun skips every finished run.
@@ -20,6 +20,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from experiments.io import atomic_write_text
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, resolve_device, train
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,9 +74,21 @@ class RunConfig:
             train=from_dict(TrainConfig, data.get("train", {})),
         )
 
+    def device_type(self) -> str:
+        """``cuda`` or ``cpu``: where this config trains (``auto`` resolved on this machine)."""
+        if self.train.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.train.device
+
+    def on(self, device: str) -> "RunConfig":
+        """This config pinned to ``device`` (``cpu`` or ``cuda``), e.g. for jobs that run on another machine."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, device=device))
+
     def key(self) -> str:
-        device = resolve_device(self.train.device).type
-        return stable_hash({"schema": SCHEMA_VERSION, "device": device, "config": self.to_dict()})
+        """Hash of the config with its device resolved: ``auto`` on a GPU box and ``cuda`` share a key."""
+        config = self.to_dict()
+        config["train"]["device"] = self.device_type()
+        return stable_hash({"schema": SCHEMA_VERSION, "config": config})
 
     def run_id(self) -> str:
         """A readable slug: task, attention, the task's main knobs, width, seed, key prefix."""
@@ -163,14 +176,23 @@ def _lock_path(config: RunConfig, root) -> Path:
     return result_path(config, root).with_suffix(".lock")
 
 
-def _holder_alive(path: Path) -> bool:
-    """Whether the lock's holder (``host pid``) still runs; a holder on another host counts as alive."""
+HEARTBEAT_SECONDS = 30.0  # a lock's holder refreshes its mtime this often
+STALE_AFTER_SECONDS = 300.0  # a lock from another host not refreshed for this long is stale
+
+
+def holder_alive(path: Path) -> bool:
+    """Whether the lock's holder (``host pid``) still runs.
+
+    On this host the pid is checked. A holder on another host (a job on a
+    shared file system) is alive while it keeps refreshing the lock's mtime.
+    """
     try:
         host, pid = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
     except (OSError, ValueError):
         return True  # being written this instant: treat as held
     if host != platform.node():
-        return True
+        return age < STALE_AFTER_SECONDS
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -180,6 +202,21 @@ def _holder_alive(path: Path) -> bool:
     return True
 
 
+class _Heartbeat(threading.Thread):
+    """Touches a lock file every :data:`HEARTBEAT_SECONDS` until stopped."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.stopped = path, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+
 def _acquire(path: Path) -> bool:
     """Take the lock if free or stale (its holder died); False if a live process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +224,7 @@ def _acquire(path: Path) -> bool:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            if _holder_alive(path):
+            if holder_alive(path):
                 return False
             path.unlink(missing_ok=True)  # stale: the holder was killed mid-run
             continue
@@ -205,8 +242,10 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
     jobs on a shared file system) from doing one run twice: while another
     live process holds it, this call waits for that result (or raises
     :class:`Locked` when ``wait`` is False); a lock left by a killed process
-    is taken over.
+    is taken over (same host: its pid is gone; another host: it stopped
+    refreshing the lock for :data:`STALE_AFTER_SECONDS`).
     """
+    resolve_device(config.train.device)  # a device this machine lacks is an error before anything is locked
     lock = _lock_path(config, root)
     while True:
         if not force:
@@ -218,6 +257,8 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
         if not wait:
             raise Locked(config.run_id())
         time.sleep(poll_seconds)
+    heartbeat = _Heartbeat(lock)
+    heartbeat.start()
     try:
         if not force:  # finished by the previous holder between our check and the lock
             cached = load_result(config, root)
@@ -225,6 +266,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
                 return cached, True
         result = _train_and_record(config, root, progress)
     finally:
+        heartbeat.stopped.set()
         lock.unlink(missing_ok=True)
     return result, False
 

@@ -5,10 +5,12 @@
 A sweep is a module in :mod:`experiments.sweeps` with ``PROFILES`` (names of
 its sizes, e.g. ``smoke``, ``quick``, ``full``) and ``configs(profile)``, which
 returns a list of :class:`~experiments.runs.RunConfig` built with plain loops.
-Runs already in the result cache are not run again, so an interrupted sweep
-resumes where it stopped. Workers are separate processes with one torch
-thread each (several threads per process on few cores made attention ops
-30-300x slower). The CSV has one row per config: the flattened config
+A sweep file (JSON: ``base``, ``grid``, ``runs``; see :func:`file_configs`)
+works in place of a module. Runs already in the result cache are not run
+again, so an interrupted sweep resumes where it stopped. Where runs execute
+is an executor (:mod:`experiments.executors`: local processes with one torch
+thread each, since several threads per process on few cores made attention
+ops 30-300x slower; SLURM array jobs or local jobs through submitit). The CSV has one row per config: the flattened config
 (``task.num_kv_pairs``, ``model.attention.name``, ...), the status and the
 final metrics; it is written atomically after every run has finished.
 """
@@ -16,21 +18,25 @@ final metrics; it is written atomically after every run has finished.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as futures
+import copy
 import csv
 import importlib
 import io
-import multiprocessing
+import itertools
+import json
 import os
 import pkgutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from experiments import sweeps
+from experiments import runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
-from experiments.runs import Locked, RunConfig, describe, failure_path, load_result, record_failure, run
+from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
+from experiments.runs import (Locked, RunConfig, describe, failure_path, load_result, record_failure, result_path,
+                             results_dir, run)
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -51,17 +57,81 @@ def sweep_configs(name: str, profile: str) -> list[RunConfig]:
     module = load_sweep(name)
     if profile not in module.PROFILES:
         raise ConfigError(f"sweep {name!r} has no profile {profile!r}; valid profiles are {list(module.PROFILES)}")
-    configs = module.configs(profile)
+    return _distinct(module.configs(profile), f"sweep {name!r} profile {profile!r}")
+
+
+def _distinct(configs: list[RunConfig], where: str) -> list[RunConfig]:
     keys = [c.key() for c in configs]
     if len(set(keys)) != len(keys):
-        raise ConfigError(f"sweep {name!r} profile {profile!r} lists the same config twice")
+        raise ConfigError(f"{where} lists the same config twice")
     return configs
 
 
-def _init_worker() -> None:
-    import torch
+SWEEP_FILE_KEYS = ("base", "grid", "runs")
 
-    torch.set_num_threads(1)
+
+def _set_dotted(data: dict[str, Any], path: str, value: Any, where: str) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: {path!r} goes through {part!r}, which is not a section")
+    data[leaf] = value
+
+
+def file_configs(path: str | os.PathLike) -> list[RunConfig]:
+    """The configs of a sweep file: JSON with ``base`` (a partial run config), and ``grid``
+    (dotted field -> list of values, crossed) and/or ``runs`` (a list of partial configs
+    laid over ``base``)::
+
+        {"base": {"task": {"name": "mqar", "num_kv_pairs": 2}, "train": {"steps": 200}},
+         "grid": {"model.attention.name": ["softmax", "linear"], "train.seed": [0, 1]}}
+    """
+    where = f"sweep file {path}"
+    try:
+        spec = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot be read ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{where}: not valid JSON ({error})") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: must hold a JSON object with keys {list(SWEEP_FILE_KEYS)}")
+    unknown = sorted(set(spec) - set(SWEEP_FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {list(SWEEP_FILE_KEYS)}")
+    base, grid, overlays = spec.get("base", {}), spec.get("grid", {}), spec.get("runs", [{}])
+    if not isinstance(base, dict) or not isinstance(grid, dict):
+        raise ConfigError(f"{where}: 'base' and 'grid' must be JSON objects")
+    if not isinstance(overlays, list) or not overlays or not all(isinstance(o, dict) for o in overlays):
+        raise ConfigError(f"{where}: 'runs' must be a non-empty list of JSON objects")
+    for field, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: grid values of {field!r} must be a non-empty list, got {values!r}")
+    configs = []
+    for overlay in overlays:
+        for values in itertools.product(*grid.values()):
+            data = copy.deepcopy(base)
+            for field, value in _flat_items(overlay):
+                _set_dotted(data, field, copy.deepcopy(value), where)
+            for field, value in zip(grid, values):
+                _set_dotted(data, field, value, where)
+            if "task" not in data:
+                raise ConfigError(f"{where}: every run needs a task (set base.task.name)")
+            try:
+                configs.append(RunConfig.from_dict(data))
+            except ConfigError as error:
+                raise ConfigError(f"{where}: {error}") from None
+    return _distinct(configs, where)
+
+
+def _flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            items += _flat_items(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
 
 
 def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True) -> str:
@@ -76,7 +146,7 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True) -
         return LOCKED
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
         record_failure(config, error, root)
-        return f"run      {config.run_id()}  failed: {type(error).__name__}: {error} (traceback in " \
+        return f"failed   {config.run_id()}  {type(error).__name__}: {error} (traceback in " \
                f"{failure_path(config, root)})"
     return ("cached   " if cached else "") + describe(result).splitlines()[0] + f"  {result['status']}"
 
@@ -84,45 +154,103 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True) -
 LOCKED = "locked"
 
 
-def run_all(configs: list[RunConfig], *, workers: int, root: str | None = None) -> None:
-    """Run every config that has no cached result, ``workers`` at a time.
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """Whole-sweep progress read from the result cache, whichever executor runs the sweep.
+
+    done: a result file exists; running: a lock whose holder is alive;
+    failed: a failure record, or a worker lost in this session; ETA from the
+    rate at which runs finished since this runner started.
+    """
+
+    def __init__(self, configs: list[RunConfig], root: str | None, clock=time.monotonic):
+        self.configs, self.root, self.clock = configs, root, clock
+        self.started, self.finished, self.lost = clock(), 0, set()
+        self.done_at_start = self.counts()["done"]
+
+    def counts(self) -> dict[str, int]:
+        done = running = failed = 0
+        for config in self.configs:
+            path = result_path(config, self.root)
+            if path.exists():
+                done += 1
+            elif path.with_suffix(".lock").exists() and runs.holder_alive(path.with_suffix(".lock")):
+                running += 1
+            elif failure_path(config, self.root).exists() or config.key() in self.lost:
+                failed += 1
+        return {"done": done, "running": running, "failed": failed, "total": len(self.configs)}
+
+    def line(self) -> str:
+        c = self.counts()
+        remaining = c["total"] - c["done"] - c["failed"]
+        finished = c["done"] - self.done_at_start
+        elapsed = self.clock() - self.started
+        if remaining == 0:
+            eta = "0s"
+        elif finished > 0:
+            eta = _duration(remaining * elapsed / finished)
+        else:
+            eta = "?"
+        return f"[{c['done']}/{c['total']} done, {c['running']} running, {c['failed']} failed, ETA {eta}]"
+
+
+class Throttle:
+    """Calls ``action`` at most once every ``seconds``."""
+
+    def __init__(self, action, seconds: float):
+        self.action, self.seconds, self.last = action, seconds, time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.last >= self.seconds:
+            self.last = time.monotonic()
+            self.action()
+
+
+def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
+            root: str | None = None) -> dict[str, list[str]]:
+    """Run every config that has no cached result on ``executor`` (default: local, ``workers`` processes).
 
     First pass: runs held by another runner are skipped; second pass: wait
-    for those (or take them over if their runner died).
+    for those (or take them over if their runner died). Returns the run ids
+    that ``failed`` (raised; traceback recorded) and that were ``lost``
+    (their worker ended without a result, e.g. killed; no file left behind).
     """
+    executor = executor or LocalExecutor(workers)
     todo = [c for c in configs if load_result(c, root) is None]
     print(f"{len(configs) - len(todo)} of {len(configs)} runs cached; running {len(todo)} "
-          f"with {workers} worker(s)", file=sys.stderr)
+          f"on {executor.name} with {executor.workers} worker(s)", file=sys.stderr)
+    progress = Progress(configs, root)
+    report = Throttle(lambda: print(progress.line(), file=sys.stderr), 60.0)
+    outcome: dict[str, list[str]] = {"failed": [], "lost": []}
     for wait in (False, True):
         if not todo:
-            return
+            break
         skipped = []
-        for config, message in zip(todo, _map(todo, workers=workers, root=root, wait=wait)):
+        calls = [(c.to_dict(), root, wait) for c in todo]
+        for index, message in executor.map(_run_one, calls, on_poll=report):
+            config = todo[index]
+            if isinstance(message, Lost):
+                progress.lost.add(config.key())
+                message = f"lost     {config.run_id()}  {message.reason}"
             if message == LOCKED:
                 skipped.append(config)
+                continue
+            for status in ("failed", "lost"):
+                if message.startswith(status):
+                    outcome[status].append(config.run_id())
+            print(f"{progress.line()} {message}", file=sys.stderr)
         if skipped and not wait:
             print(f"{len(skipped)} run(s) held by another runner; waiting for them", file=sys.stderr)
         todo = skipped
-
-
-def _map(configs: list[RunConfig], *, workers: int, root: str | None, wait: bool) -> list[str]:
-    messages: dict[int, str] = {}
-    total = len(configs)
-    if workers <= 1:
-        _init_worker()
-        for i, config in enumerate(configs):
-            messages[i] = _run_one(config.to_dict(), root, wait)
-            if messages[i] != LOCKED:
-                print(f"[{len(messages)}/{total}] {messages[i]}", file=sys.stderr)
-        return [messages[i] for i in range(total)]
-    context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        pending = {pool.submit(_run_one, c.to_dict(), root, wait): i for i, c in enumerate(configs)}
-        for done in futures.as_completed(pending):
-            messages[pending[done]] = done.result()
-            if messages[pending[done]] != LOCKED:
-                print(f"[{len(messages)}/{total}] {messages[pending[done]]}", file=sys.stderr)
-    return [messages[i] for i in range(total)]
+    return outcome
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -176,28 +304,70 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", help=f"sweep module; one of {sweep_names()}")
-    parser.add_argument("--profile", default="quick", help="size of the sweep (each sweep lists its own)")
+    parser.add_argument("name", help=f"a sweep module, one of {sweep_names()}, or a sweep file (*.json)")
+    parser.add_argument("--profile", default=None, help="size of a sweep module (each lists its own; default quick)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
-                        help="parallel processes (default: 2, or 1 on a one-core machine)")
-    parser.add_argument("--csv", help="where to write the collected CSV (required unless --list)")
+                        help="runs at once: processes (local), jobs in flight (submitit-local), array "
+                             "parallelism (slurm); default 2, or 1 on a one-core machine")
+    parser.add_argument("--csv", help="where to write the collected CSV (required unless --list or --status)")
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
+    parser.add_argument("--status", action="store_true",
+                        help="print the sweep's progress (done, running, failed) from the cache and exit")
+    jobs = parser.add_argument_group("executor")
+    jobs.add_argument("--executor", default="local", choices=EXECUTORS,
+                      help="local processes, SLURM array jobs, or submitit's local executor (default local)")
+    jobs.add_argument("--partition", default=None, help="SLURM partition (slurm only)")
+    jobs.add_argument("--time-min", type=int, default=60, help="time limit per job in minutes (submitit executors)")
+    jobs.add_argument("--gpus-per-job", type=int, default=0,
+                      help="GPUs per job (submitit executors); > 0 trains on cuda, 0 on cpu")
+    jobs.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (and torch threads) per job (submitit)")
+    jobs.add_argument("--submitit-dir", default=None,
+                      help="submitit's job files and logs (default <results-dir>/.submitit/<sweep>)")
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers must be at least 1, got {args.workers}")
-    if args.csv is None and not args.list:
-        parser.error("--csv is required (or --list to print the run ids)")
+    for flag in ("workers", "time_min", "cpus_per_job"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.gpus_per_job < 0:
+        parser.error(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
+    if args.executor != "slurm" and args.partition:
+        parser.error("--partition applies to --executor slurm only")
+    if args.csv is None and not (args.list or args.status):
+        parser.error("--csv is required (or --list / --status)")
+    is_file = args.name.endswith(".json")
     try:
-        configs = sweep_configs(args.name, args.profile)
+        if is_file:
+            if args.profile is not None:
+                raise ConfigError("--profile applies to sweep modules; a sweep file lists its runs itself")
+            configs, sweep_name, profile = file_configs(args.name), Path(args.name).stem, "file"
+        else:
+            profile = args.profile or "quick"
+            configs, sweep_name = sweep_configs(args.name, profile), args.name
     except ConfigError as error:
         parser.error(str(error))
+    if args.executor != "local":  # jobs may run on other machines: pin 'auto' to the jobs' device
+        device = "cuda" if args.gpus_per_job else "cpu"
+        configs = [c.on(device) if c.train.device == "auto" else c for c in configs]
     if args.list:
         print("\n".join(c.run_id() for c in configs))
         return 0
-    run_all(configs, workers=args.workers, root=args.results_dir)
+    if args.status:
+        print(Progress(configs, args.results_dir).line())
+        return 0
     try:
-        text = collect(configs, sweep=args.name, profile=args.profile, root=args.results_dir)
+        executor = make_executor(args.executor, workers=args.workers, partition=args.partition,
+                                 time_min=args.time_min, gpus_per_job=args.gpus_per_job,
+                                 cpus_per_job=args.cpus_per_job,
+                                 folder=args.submitit_dir or results_dir(args.results_dir) / ".submitit" / sweep_name)
+    except (ImportError, RuntimeError) as error:
+        parser.error(str(error))
+    outcome = run_all(configs, executor=executor, root=args.results_dir)
+    if outcome["lost"]:
+        print(f"error: {len(outcome['lost'])} run(s) lost their worker (e.g. {outcome['lost'][0]}); nothing was "
+              "written for them: rerun the sweep to do them (finished runs are kept)", file=sys.stderr)
+        return 1
+    try:
+        text = collect(configs, sweep=sweep_name, profile=profile, root=args.results_dir)
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -153,7 +153,7 @@ def test_two_concurrent_runners_do_each_run_once(tmp_path):
     first, second = _sweep_process(tmp_path / "r", tmp_path / "a.csv"), _sweep_process(tmp_path / "r", tmp_path / "b.csv")
     logs = [p.communicate(timeout=300)[1] for p in (first, second)]
     assert first.returncode == second.returncode == 0, logs
-    trained = [{line.split()[2] for line in log.splitlines() if line.startswith("[") and "] run " in line}
+    trained = [{line.split("] run ")[1].split()[0] for line in log.splitlines() if "] run " in line}
                for log in logs]
     configs = sweep.sweep_configs("mqar_width", "smoke")
     assert not trained[0] & trained[1], "a run was trained by both runners"

@@ -1,0 +1,178 @@
+"""Where a sweep's runs execute, behind one interface.
+
+An executor takes a function and a list of argument tuples and yields
+``(index, outcome)`` as each call finishes, where ``outcome`` is the call's
+return value or a :class:`Lost` when the worker ended without returning
+(killed, out of memory, cancelled by the scheduler). Three exist:
+
+- ``local``: N worker processes on this machine (spawned, one torch thread
+  each on CPU; one GPU each, round robin, where GPUs exist).
+- ``slurm``: one SLURM array job per sweep through ``submitit`` (partition,
+  time limit, GPUs and CPUs per job, how many array tasks run at once).
+- ``submitit-local``: the same submitit code path with its local executor:
+  every run is a real subprocess with submitit's job files, at most N at once.
+
+The sweep runner (:mod:`experiments.sweep`) does not know which one it uses.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lost:
+    """A call whose worker ended without a return value."""
+
+    reason: str
+
+
+def _init_worker(gpu_ids: Any = None) -> None:
+    if gpu_ids is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())  # before CUDA is initialised in this process
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class LocalExecutor:
+    """``workers`` processes on this machine; runs in-process when ``workers`` is 1."""
+
+    name = "local"
+
+    def __init__(self, workers: int, gpus: int | None = None):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        if gpus is None:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        self.gpus = gpus
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple],
+            on_poll: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(*calls[index]))`` in the order calls finish (``on_poll`` is unused here)."""
+        if self.workers == 1 or len(calls) <= 1:
+            _init_worker()
+            for index, args in enumerate(calls):
+                yield index, fn(*args)
+            return
+        context = multiprocessing.get_context("spawn")
+        gpu_ids = None
+        if self.gpus:
+            gpu_ids = context.Queue()
+            for worker in range(self.workers):
+                gpu_ids.put(worker % self.gpus)
+        with futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                         initargs=(gpu_ids,)) as pool:
+            pending = {pool.submit(fn, *args): index for index, args in enumerate(calls)}
+            for done in futures.as_completed(pending):
+                try:
+                    outcome = done.result()
+                except futures.process.BrokenProcessPool as error:
+                    outcome = Lost(f"worker process died: {error}")
+                yield pending[done], outcome
+
+
+def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
+    """Runs inside a submitit job: set torch's thread count, then call ``fn``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
+class SubmititExecutor:
+    """One submitit job per call: SLURM array jobs, or submitit's local executor.
+
+    ``folder`` holds submitit's job files and logs (``%j`` is the job id).
+    ``workers`` bounds how many jobs run at once (SLURM's array parallelism).
+    """
+
+    def __init__(self, cluster: str, folder: str | os.PathLike, *, workers: int, partition: str | None = None,
+                 time_min: int = 60, gpus_per_job: int = 0, cpus_per_job: int = 1, poll_seconds: float = 1.0):
+        if cluster not in ("slurm", "local"):
+            raise ValueError(f"cluster must be slurm or local, got {cluster!r}")
+        if workers < 1 or time_min < 1 or gpus_per_job < 0 or cpus_per_job < 1:
+            raise ValueError(f"need workers >= 1, time_min >= 1, gpus_per_job >= 0, cpus_per_job >= 1; got "
+                             f"{workers}, {time_min}, {gpus_per_job}, {cpus_per_job}")
+        import submitit
+
+        self.name = "slurm" if cluster == "slurm" else "submitit-local"
+        self.cluster, self.workers, self.poll_seconds = cluster, workers, poll_seconds
+        self.gpus_per_job, self.cpus_per_job = gpus_per_job, cpus_per_job
+        self.folder = Path(folder)
+        if cluster == "slurm":
+            if shutil.which("srun") is None:
+                raise RuntimeError("--executor slurm needs SLURM's srun and sbatch on PATH (run it on a login node "
+                                   "of the cluster); use --executor local or submitit-local on this machine")
+            self.executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+            self.executor.update_parameters(timeout_min=time_min, gpus_per_node=gpus_per_job,
+                                            cpus_per_task=cpus_per_job, slurm_array_parallelism=workers,
+                                            **({"slurm_partition": partition} if partition else {}))
+        else:
+            self.executor = submitit.LocalExecutor(folder=self.folder / "%j")
+            self.executor.update_parameters(timeout_min=time_min, gpus_per_node=gpus_per_job)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus_per_job else "cpu"
+
+    def submit_array(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+        """Submit every call as one SLURM array job (``sbatch``); returns submitit's jobs."""
+        return self.executor.map_array(_threaded, *zip(*[(fn, self.cpus_per_job, *args) for args in calls]))
+
+    def _result(self, job: Any) -> Any:
+        try:
+            return job.result()
+        except Exception as error:  # noqa: BLE001 - submitit raises its own types for every way a job can end
+            return Lost(f"job {job.job_id} ended without a result: {type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''} (logs in {self.folder})")
+
+    def map(self, fn: Callable[..., Any], calls: Sequence[tuple],
+            on_poll: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
+        """As :meth:`LocalExecutor.map`; ``on_poll`` is called on every poll that found nothing finished."""
+        threads = self.cpus_per_job
+        if self.cluster == "slurm":  # the scheduler bounds concurrency through the array
+            queue: list[int] = []
+            running = dict(enumerate(self.submit_array(fn, calls)))
+        else:  # submitit's local executor starts every job at once: keep at most ``workers`` in flight
+            queue, running = list(range(len(calls))), {}
+        while queue or running:
+            while queue and len(running) < self.workers:
+                index = queue.pop(0)
+                running[index] = self.executor.submit(_threaded, fn, threads, *calls[index])
+            finished = [index for index, job in running.items() if job.done()]
+            for index in finished:
+                yield index, self._result(running.pop(index))
+            if not finished:
+                if on_poll is not None:
+                    on_poll()
+                time.sleep(self.poll_seconds)
+
+
+def make_executor(name: str, *, workers: int, folder: str | os.PathLike, partition: str | None = None,
+                  time_min: int = 60, gpus_per_job: int = 0, cpus_per_job: int = 1):
+    """The executor called ``name`` (one of :data:`EXECUTORS`)."""
+    if name == "local":
+        return LocalExecutor(workers)
+    if name in ("slurm", "submitit-local"):
+        return SubmititExecutor("slurm" if name == "slurm" else "local", folder, workers=workers,
+                                partition=partition, time_min=time_min, gpus_per_job=gpus_per_job,
+                                cpus_per_job=cpus_per_job)
+    raise ValueError(f"unknown executor {name!r}; valid executors are {list(EXECUTORS)}")
