@@ -1,8 +1,17 @@
-"""Shared test set-up: one torch thread (two cores; oversubscription is 30-300x slower)."""
+"""Shared test set-up: one torch thread (two cores; oversubscription is 30-300x slower).
+
+Without CUDA, Triton kernels run in Triton's interpreter on CPU tensors
+(fp32 only: its bf16 dots are wrong); the variable must be set before any
+kernel is defined, hence here.
+"""
+
+import os
 
 import torch
 
 torch.set_num_threads(1)
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -12,6 +12,9 @@ forms give the same ``(num, den)``:
 - ``chunked``: blocks of ``chunk_size`` tokens, a masked matrix inside a block
   and the fast-weight state ``S = sum phi(k) v^T``, ``z = sum phi(k)`` across
   blocks (memory linear in length; Yang et al. 2024, arXiv 2312.06635);
+  On CUDA, when ``fla-core`` is installed, ``num`` comes from its Triton
+  chunk kernel (``chunk_linear_attn``, unnormalised, scale 1) and ``den``
+  from a cumulative sum of ``phi(k)``; elsewhere the PyTorch blocks run.
 - ``recurrent``: one token at a time through :func:`step`, carrying only
   ``(S, z)``: the O(1)-state view (Schlag et al. 2021, arXiv 2102.11174).
 
@@ -24,6 +27,7 @@ the state before the loop starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import torch
 
@@ -121,6 +125,27 @@ def _chunked(fq, fk, v, state, chunk_size):
     return torch.cat(nums, dim=-2), torch.cat(dens, dim=-2)
 
 
+def fla_chunk_available(fq: torch.Tensor) -> bool:
+    """fla's chunk kernel is the fast path: CUDA tensors, fla-core importable, not switched off."""
+    if not fq.is_cuda or os.environ.get("ATTN_NO_FLA") == "1":
+        return False
+    try:
+        from fla.ops.linear_attn import chunk_linear_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _fla_chunked(fq, fk, v):
+    from fla.ops.linear_attn import chunk_linear_attn
+
+    # fla's layout is [B, T, H, D]; normalize=False gives sum_j (fq_i . fk_j) v_j with scale 1
+    num, _ = chunk_linear_attn(fq.transpose(1, 2), fk.transpose(1, 2), v.transpose(1, 2), scale=1.0,
+                               normalize=False)
+    den = (fq * fk.cumsum(dim=-2)).sum(dim=-1, keepdim=True)
+    return num.transpose(1, 2).to(v.dtype), den
+
+
 def _recurrent(fq, fk, v, state):
     nums, dens = [], []
     for t in range(fq.shape[-2]):
@@ -144,6 +169,8 @@ def terms(fq, fk, v, *, causal: bool, form: str = "parallel", chunk_size: int = 
     state = absorb(state, fk[:, :, :prefix], v[:, :, :prefix])
     fk, v = fk[:, :, prefix:], v[:, :, prefix:]
     if form == "chunked":
+        if prefix == 0 and fla_chunk_available(fq):
+            return _fla_chunked(fq, fk, v)
         return _chunked(fq, fk, v, state, chunk_size)
     if form == "recurrent":
         return _recurrent(fq, fk, v, state)

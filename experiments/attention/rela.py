@@ -34,20 +34,21 @@ from torch import nn
 
 from experiments.attention import register
 from experiments.attention._common import AttentionModule, Variant
+from experiments.attention._elementwise import ElementwiseForm
 from experiments.attention.relu import attend as relu_attend, reference as relu_reference, relu_scores
-from experiments.config import check_choices, param, require
+from experiments.config import param, require
 
 GAIN_INITS = ("ones", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
-class ReLAGConfig:
+class ReLAGConfig(ElementwiseForm):
     gated: ClassVar[bool] = True
     gain_init: str = param("ones", "init of the RMSNorm gain g: ones, or U(-sqrt(3/d), sqrt(3/d))", choices=GAIN_INITS)
     eps: float = param(1e-6, "RMSNorm epsilon")
 
     def __post_init__(self):
-        check_choices(self)
+        super().__post_init__()
         require(self.eps > 0, f"ReLA eps must be positive, got {self.eps}")
 
 
@@ -66,8 +67,8 @@ def reference(q, k, v, *, causal: bool) -> torch.Tensor:
     return relu_reference(q, k, v, causal=causal)
 
 
-def attend(q, k, v, *, causal: bool) -> torch.Tensor:
-    return relu_attend(q, k, v, causal=causal)
+def attend(q, k, v, *, causal: bool, form: str = "auto", block_size: int = 256) -> torch.Tensor:
+    return relu_attend(q, k, v, causal=causal, form=form, block_size=block_size)
 
 
 class GatedRMSNorm(nn.Module):
@@ -94,7 +95,7 @@ class ReLAAttention(AttentionModule):
         self.norm = GatedRMSNorm(d_model, gate=config.gated, gain_init=config.gain_init, eps=config.eps)
 
     def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal)
+        return attend(q, k, v, causal=causal, form=self.config.form, block_size=self.config.block_size)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal)

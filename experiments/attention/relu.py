@@ -4,7 +4,8 @@ The unstable baseline of ReLA's R2 and ReLUFormer's S4 (PAPERS.md): rows do
 not sum to one and nothing bounds the output's scale, which grows with the
 number of keys (S1: variance ``n sigma^2 / 2``). Masked positions are
 multiplied to zero, as in ReLA's code. :func:`relu_scores` is shared by the
-rest of the ReLU family (ReLA, relu_len, ReLUFormer).
+rest of the ReLU family (ReLA, relu_len, ReLUFormer). ``attend`` has three
+forms (materialised, blockwise, fused Triton); ``reference`` is the matrix.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import torch
 
 from experiments.attention import register
 from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class ReLUConfig:
+class ReLUConfig(ElementwiseForm):
     scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
 
 
@@ -45,12 +48,15 @@ def reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Ten
     return weights(q, k, causal=causal, scale=scale) @ v
 
 
-attend = reference  # one masked matrix product is already the direct form
+def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "auto", block_size: int = 256):
+    """Materialised, blockwise or fused (see :mod:`experiments.attention._elementwise`)."""
+    return elementwise_attention(q, k, v, causal=causal, scale=scale, form=form, block_size=block_size)
 
 
 class ReLUAttention(AttentionModule):
     def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
+        return attend(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
+                      block_size=self.config.block_size)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, scale=self.config.scale)

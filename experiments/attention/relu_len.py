@@ -12,6 +12,7 @@ import dataclasses
 
 from experiments.attention import register
 from experiments.attention._common import AttentionModule, Variant, check_qkv, visible_counts
+from experiments.attention._elementwise import elementwise_attention
 from experiments.attention.relu import ReLUConfig, relu_scores
 
 
@@ -30,12 +31,16 @@ def reference(q, k, v, *, causal: bool, scale: float | None = None):
     return weights(q, k, causal=causal, scale=scale) @ v
 
 
-attend = reference
+def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "auto", block_size: int = 256):
+    """``1/n_i`` as the row-scale epilogue of the element-wise forms."""
+    return elementwise_attention(q, k, v, causal=causal, scale=scale, row_mode="count", form=form,
+                                 block_size=block_size)
 
 
 class ReLULenAttention(AttentionModule):
     def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
+        return attend(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
+                      block_size=self.config.block_size)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, scale=self.config.scale)

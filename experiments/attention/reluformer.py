@@ -27,18 +27,20 @@ from torch import nn
 
 from experiments.attention import register
 from experiments.attention._common import AttentionModule, Variant, check_qkv, visible_counts
+from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.attention.relu import relu_scores
 from experiments.config import param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class ReLUFormerConfig:
+class ReLUFormerConfig(ElementwiseForm):
     scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
     norm_loss_weight: float = param(0.0, "weight of the row-sum loss |log sum_j s_ij|")
     entropy_loss_weight: float = param(0.0, "weight of the entropy-margin loss max(H - C, 0)")
     entropy_margin: float = param(0.7, "C = entropy_margin * log n")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
         require(self.norm_loss_weight >= 0, f"norm_loss_weight must be non-negative, got {self.norm_loss_weight}")
         require(self.entropy_loss_weight >= 0,
@@ -59,7 +61,14 @@ def reference(q, k, v, *, causal: bool, scale: float | None = None, gamma: torch
     return weights(q, k, causal=causal, scale=scale, gamma=gamma) @ v
 
 
-attend = reference
+def attend(q, k, v, *, causal: bool, scale: float | None = None, gamma: torch.Tensor | float = 1.0,
+           form: str = "auto", block_size: int = 256):
+    """``1/sqrt(n_i/2)`` as the element-wise forms' row-scale epilogue; the per-head ``1/gamma`` after it."""
+    out = elementwise_attention(q, k, v, causal=causal, scale=scale, row_mode="sqrt_half_count", form=form,
+                                block_size=block_size)
+    if isinstance(gamma, torch.Tensor):
+        gamma = gamma.to(q.dtype).view(-1, 1, 1)
+    return out / gamma
 
 
 def regularisers(matrix: torch.Tensor, *, causal: bool, entropy_margin: float = 0.7) -> dict[str, torch.Tensor]:
@@ -88,13 +97,15 @@ class ReLUFormerAttention(AttentionModule):
         return self.config.norm_loss_weight > 0 or self.config.entropy_loss_weight > 0
 
     def mix(self, q, k, v, *, causal):
+        if not (self._regularised and self.training):  # the row losses need the matrix; the output does not
+            return attend(q, k, v, causal=causal, scale=self.config.scale, gamma=self.gamma, form=self.config.form,
+                          block_size=self.config.block_size)
         matrix = weights(q, k, causal=causal, scale=self.config.scale, gamma=self.gamma)
-        if self._regularised and self.training:
-            losses = regularisers(matrix, causal=causal, entropy_margin=self.config.entropy_margin)
-            self._aux = {
-                "reluformer_norm": self.config.norm_loss_weight * losses["norm"],
-                "reluformer_entropy": self.config.entropy_loss_weight * losses["entropy"],
-            }
+        losses = regularisers(matrix, causal=causal, entropy_margin=self.config.entropy_margin)
+        self._aux = {
+            "reluformer_norm": self.config.norm_loss_weight * losses["norm"],
+            "reluformer_entropy": self.config.entropy_loss_weight * losses["entropy"],
+        }
         return matrix @ v
 
     def aux_losses(self):

@@ -18,15 +18,17 @@ import torch
 
 from experiments.attention import register
 from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv, visible_counts
+from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class SigmoidConfig:
+class SigmoidConfig(ElementwiseForm):
     bias: float | None = param(None, "logit bias b; None means -log(number of visible keys)")
     scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
 
 
@@ -48,12 +50,18 @@ def reference(q, k, v, *, causal: bool, bias: float | None = None, scale: float 
     return weights(q, k, causal=causal, bias=bias, scale=scale) @ v
 
 
-attend = reference
+def attend(q, k, v, *, causal: bool, bias: float | None = None, scale: float | None = None, form: str = "auto",
+           block_size: int = 256):
+    """The bias (``-log n_i`` or a constant) inside the element-wise forms."""
+    return elementwise_attention(q, k, v, causal=causal, scale=scale, activation="sigmoid",
+                                 bias_mode="log_n" if bias is None else "constant",
+                                 bias=0.0 if bias is None else bias, form=form, block_size=block_size)
 
 
 class SigmoidAttention(AttentionModule):
     def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, bias=self.config.bias, scale=self.config.scale)
+        return attend(q, k, v, causal=causal, bias=self.config.bias, scale=self.config.scale, form=self.config.form,
+                      block_size=self.config.block_size)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, bias=self.config.bias, scale=self.config.scale)

@@ -1,0 +1,249 @@
+"""Fused element-wise attention in Triton: ``o_i = r_i sum_j f(scale q_i . k_j + b_i) v_j``.
+
+Forward: one program per (query block, batch x head) walks the visible key
+blocks and accumulates ``f(S) V`` in fp32. Unlike FlashAttention there is
+no running maximum and no row sum to carry or rescale: ``f`` is applied
+element-wise and the row scale ``r_i`` (``1``, ``1/n_i`` or
+``1/sqrt(n_i/2)``) is a constant multiplied once in the epilogue. Backward:
+one kernel per key block for dK and dV, one per query block for dQ, each
+recomputing the block's scores (nothing of size ``T x T`` is stored), and
+no ``rowsum(dO * O)`` term, since no normalisation couples a row's weights.
+
+``ACT``: 0 relu, 1 sigmoid. ``BIAS_MODE``: 0 none, 1 ``-log n_i``, 2 a
+constant. ``ROW_MODE``: 0 none, 1 ``1/n_i``, 2 ``1/sqrt(n_i/2)``. Causal
+masks are aligned to the end of the keys, as everywhere in this package.
+One block configuration is used (the interpreter cannot autotune over
+several); inputs are fp32, fp16 or bf16 with fp32 accumulation.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from experiments.attention._elementwise import ACTIVATIONS, BIAS_MODES, ROW_MODES
+
+BLOCK_M = 64
+BLOCK_N = 64
+
+
+@triton.jit
+def _row_terms(rows, TQ, TK, bias, CAUSAL: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr):
+    if CAUSAL:
+        counts = (rows + 1 + TK - TQ).to(tl.float32)
+    else:
+        counts = tl.zeros_like(rows).to(tl.float32) + TK
+    counts = tl.maximum(counts, 1.0)
+    if BIAS_MODE == 1:
+        b = -tl.log(counts)
+    elif BIAS_MODE == 2:
+        b = tl.zeros_like(counts) + bias
+    else:
+        b = tl.zeros_like(counts)
+    if ROW_MODE == 1:
+        r = 1.0 / counts
+    elif ROW_MODE == 2:
+        r = 1.0 / tl.sqrt(counts * 0.5)
+    else:
+        r = tl.zeros_like(counts) + 1.0
+    return b, r
+
+
+@triton.jit
+def _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL: tl.constexpr, ACT: tl.constexpr, IEEE: tl.constexpr):
+    """Scores, weights (masked to 0) and the validity mask of one (query, key) block."""
+    if IEEE:
+        s = tl.dot(q, kt, input_precision="ieee")
+    else:
+        s = tl.dot(q, kt)
+    s = s * scale + b[:, None]
+    valid = (rows[:, None] < TQ) & (cols[None, :] < TK)
+    if CAUSAL:
+        valid = valid & (cols[None, :] <= rows[:, None] + (TK - TQ))
+    if ACT == 0:
+        p = tl.maximum(s, 0.0)
+    else:
+        p = tl.sigmoid(s)
+    p = tl.where(valid, p, 0.0)
+    return s, p, valid
+
+
+@triton.jit
+def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd, sob, soh, sot, sod,
+                H, TQ, TK, D, DV, scale, bias,
+                CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
+                IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    bb = pid_bh // H
+    hh = pid_bh % H
+    rows = pid_m * BM + tl.arange(0, BM)
+    dims = tl.arange(0, BD)
+    vdims = tl.arange(0, BDV)
+    q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
+                mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
+    b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
+    acc = tl.zeros((BM, BDV), dtype=tl.float32)
+    hi = TK
+    if CAUSAL:
+        hi = tl.minimum(TK, (pid_m + 1) * BM + TK - TQ)
+    for start in range(0, hi, BN):
+        cols = start + tl.arange(0, BN)
+        kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
+                     mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
+        v = tl.load(V + bb * svb + hh * svh + cols[:, None] * svt + vdims[None, :] * svd,
+                    mask=(cols[:, None] < TK) & (vdims[None, :] < DV), other=0.0)
+        _, p, _ = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
+        if IEEE:
+            acc += tl.dot(p.to(v.dtype), v, input_precision="ieee")
+        else:
+            acc += tl.dot(p.to(v.dtype), v)
+    acc = acc * r[:, None]
+    tl.store(O + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod, acc.to(O.dtype.element_ty),
+             mask=(rows[:, None] < TQ) & (vdims[None, :] < DV))
+
+
+@triton.jit
+def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd,
+                 sob, soh, sot, sod, H, TQ, TK, D, DV, scale, bias,
+                 CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
+                 IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
+    """dK and dV of one key block; Q, K, V, DO strides are shared by DK/DV (contiguous like K, V)."""
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    bb = pid_bh // H
+    hh = pid_bh % H
+    cols = pid_n * BN + tl.arange(0, BN)
+    dims = tl.arange(0, BD)
+    vdims = tl.arange(0, BDV)
+    kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
+                 mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
+    vt = tl.load(V + bb * svb + hh * svh + cols[None, :] * svt + vdims[:, None] * svd,
+                 mask=(cols[None, :] < TK) & (vdims[:, None] < DV), other=0.0)
+    dk = tl.zeros((BN, BD), dtype=tl.float32)
+    dv = tl.zeros((BN, BDV), dtype=tl.float32)
+    lo = 0
+    if CAUSAL:
+        lo = tl.maximum(pid_n * BN - (TK - TQ), 0) // BM * BM
+    for start in range(lo, TQ, BM):
+        rows = start + tl.arange(0, BM)
+        q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
+                    mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
+        do = tl.load(DO + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod,
+                     mask=(rows[:, None] < TQ) & (vdims[None, :] < DV), other=0.0)
+        b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
+        do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
+        s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
+        if IEEE:
+            dv += tl.dot(tl.trans(p.to(q.dtype)), do, input_precision="ieee")
+            dp = tl.dot(do, vt, input_precision="ieee")
+        else:
+            dv += tl.dot(tl.trans(p.to(q.dtype)), do)
+            dp = tl.dot(do, vt)
+        if ACT == 0:
+            ds = tl.where(valid & (s > 0), dp, 0.0)
+        else:
+            ds = tl.where(valid, dp * p * (1.0 - p), 0.0)
+        if IEEE:
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
+        else:
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+    dk = dk * scale
+    tl.store(DK + bb * skb + hh * skh + cols[:, None] * skt + dims[None, :] * skd, dk.to(DK.dtype.element_ty),
+             mask=(cols[:, None] < TK) & (dims[None, :] < D))
+    tl.store(DV_ + bb * svb + hh * svh + cols[:, None] * svt + vdims[None, :] * svd, dv.to(DV_.dtype.element_ty),
+             mask=(cols[:, None] < TK) & (vdims[None, :] < DV))
+
+
+@triton.jit
+def _dq_kernel(Q, K, V, DO, DQ, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd,
+               sob, soh, sot, sod, H, TQ, TK, D, DV, scale, bias,
+               CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
+               IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
+    """dQ of one query block (DQ strided like Q)."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    bb = pid_bh // H
+    hh = pid_bh % H
+    rows = pid_m * BM + tl.arange(0, BM)
+    dims = tl.arange(0, BD)
+    vdims = tl.arange(0, BDV)
+    q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
+                mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
+    do = tl.load(DO + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod,
+                 mask=(rows[:, None] < TQ) & (vdims[None, :] < DV), other=0.0)
+    b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
+    do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
+    dq = tl.zeros((BM, BD), dtype=tl.float32)
+    hi = TK
+    if CAUSAL:
+        hi = tl.minimum(TK, (pid_m + 1) * BM + TK - TQ)
+    for start in range(0, hi, BN):
+        cols = start + tl.arange(0, BN)
+        kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
+                     mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
+        vt = tl.load(V + bb * svb + hh * svh + cols[None, :] * svt + vdims[:, None] * svd,
+                     mask=(cols[None, :] < TK) & (vdims[:, None] < DV), other=0.0)
+        s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
+        if IEEE:
+            dp = tl.dot(do, vt, input_precision="ieee")
+        else:
+            dp = tl.dot(do, vt)
+        if ACT == 0:
+            ds = tl.where(valid & (s > 0), dp, 0.0)
+        else:
+            ds = tl.where(valid, dp * p * (1.0 - p), 0.0)
+        if IEEE:
+            dq += tl.dot(ds.to(q.dtype), tl.trans(kt), input_precision="ieee")
+        else:
+            dq += tl.dot(ds.to(q.dtype), tl.trans(kt))
+    dq = dq * scale
+    tl.store(DQ + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd, dq.to(DQ.dtype.element_ty),
+             mask=(rows[:, None] < TQ) & (dims[None, :] < D))
+
+
+def _strides(*tensors: torch.Tensor) -> list[int]:
+    return [s for t in tensors for s in t.stride()]
+
+
+def _block(n: int) -> int:
+    return max(16, triton.next_power_of_2(n))
+
+
+class _Fused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, act, bias_mode, bias, row_mode):
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        batch, heads, tq, d = q.shape
+        tk, dv = k.shape[2], v.shape[3]
+        out = torch.empty(batch, heads, tq, dv, device=q.device, dtype=q.dtype)
+        meta = dict(CAUSAL=causal, ACT=act, BIAS_MODE=bias_mode, ROW_MODE=row_mode, IEEE=q.dtype == torch.float32,
+                    BM=BLOCK_M, BN=BLOCK_N, BD=_block(d), BDV=_block(dv))
+        grid = (triton.cdiv(tq, BLOCK_M), batch * heads)
+        _fwd_kernel[grid](q, k, v, out, *_strides(q, k, v, out), heads, tq, tk, d, dv, scale, bias, **meta)
+        ctx.save_for_backward(q, k, v)
+        ctx.args = (scale, bias, meta)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v = ctx.saved_tensors
+        scale, bias, meta = ctx.args
+        grad_out = grad_out.contiguous()
+        batch, heads, tq, d = q.shape
+        tk, dv = k.shape[2], v.shape[3]
+        dq, dk, dv_ = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        strides = _strides(q, k, v, grad_out)
+        _dkdv_kernel[(triton.cdiv(tk, BLOCK_N), batch * heads)](q, k, v, grad_out, dk, dv_, *strides, heads, tq, tk,
+                                                                d, dv, scale, bias, **meta)
+        _dq_kernel[(triton.cdiv(tq, BLOCK_M), batch * heads)](q, k, v, grad_out, dq, *strides, heads, tq, tk, d, dv,
+                                                              scale, bias, **meta)
+        return dq, dk, dv_, None, None, None, None, None, None
+
+
+def fused_attention(q, k, v, *, causal: bool, scale: float, activation: str = "relu", bias_mode: str = "none",
+                    bias: float = 0.0, row_mode: str = "none") -> torch.Tensor:
+    """The Triton form of :func:`experiments.attention._elementwise.elementwise_attention`."""
+    return _Fused.apply(q, k, v, causal, float(scale), ACTIVATIONS.index(activation), BIAS_MODES.index(bias_mode),
+                        float(bias), ROW_MODES.index(row_mode))
