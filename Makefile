@@ -44,7 +44,9 @@ THEORY := $(filter-out theory/_%,$(wildcard theory/*.py))
 NOTEBOOK_DIR := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/theory,paper_figs/theory)
 NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
 
-.PHONY: help all figures notebooks ledger test setup clean clean-results
+BENCH_OUT := benchmarks/scaling_$(if $(HAS_GPU),gpu,cpu).json
+
+.PHONY: help all figures notebooks ledger test setup clean clean-results bench
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
@@ -52,12 +54,17 @@ help:  ## list the targets
 	@echo "make ledger   the claims ledger ($(LEDGER)); needs the figures and notebooks"
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
+	@echo "make bench    time and memory against length for every variant and form, training throughput"
+	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); about 20 min on a 2-core CPU"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
 	@echo "make clean-results  also remove the result cache (results/)"
 	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
 
 all: figures notebooks ledger
+
+bench: $(STAMP)  ## always reruns: timings are measurements, not build products
+	$(PY) -m experiments.bench_scaling --out $(BENCH_OUT) $(BENCH_FLAGS)
 
 ledger: $(LEDGER)
 

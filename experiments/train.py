@@ -7,6 +7,11 @@ fixed test set comes from the task's own seed. Accuracy is measured only at
 labelled (queried) positions. CUDA is used when present, with bf16 autocast;
 the CPU path runs in fp32. A non-finite training loss ends the run with
 status ``diverged`` and the first bad step: that is a result, not a crash.
+
+A training step does not wait for the device: per-step losses stay on it
+until the next evaluation, batches are generated where the model is, and
+``compile`` puts the forward under ``torch.compile`` (``reduce-overhead``
+adds CUDA graphs on CUDA).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from experiments.config import ConfigError, check_choices, param, require, stabl
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +49,8 @@ class TrainConfig:
     target_accuracy: float = param(0.99, "stop early once test accuracy reaches this; 0 disables early stop")
     seed: int = param(0, "seed of the initialisation and the training stream")
     device: str = param("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
+    compile: str = param("none", "torch.compile the training forward: none, default, reduce-overhead (CUDA "
+                         "graphs on CUDA) or max-autotune", choices=COMPILE_MODES)
 
     def __post_init__(self):
         check_choices(self)
@@ -98,12 +106,15 @@ def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
     return Transformer(model_config, vocab_size=task.vocab_size, max_len=task.seq_len)
 
 
-def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...],
+                      forward: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``forward`` (default ``model``) may be a compiled ``model``."""
+    forward = model if forward is None else forward
     if isinstance(model, EncoderDecoder):
         source, inputs, labels, _ = batch
-        return model(source, inputs), labels
+        return forward(source, inputs), labels
     inputs, labels = batch
-    return model(inputs), labels
+    return forward(inputs), labels
 
 
 @torch.no_grad()
@@ -171,6 +182,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     model = build_model(task, model_config).to(device)
     optimizer = make_optimizer(model, config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    forward = model if config.compile == "none" else torch.compile(model, mode=config.compile)
     stream = torch.Generator(device=device).manual_seed(data_seed(config.seed))
     test = synthetic.test_set(task, device)
 
@@ -190,7 +202,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     for step in range(steps_run, config.steps):
         batch = synthetic.generate(task, config.batch_size, stream)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits, labels = logits_and_labels(model, batch)
+            logits, labels = logits_and_labels(model, batch, forward)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
         objective = loss + sum(model.aux_losses().values())  # regularisers a variant reports, if any
         optimizer.zero_grad(set_to_none=True)

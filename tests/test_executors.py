@@ -169,7 +169,8 @@ def test_a_sweep_across_submitit_jobs_equals_the_same_sweep_in_local_processes(t
     jobs = sweep_cli(str(path), "--executor", "submitit-local", "--workers", "2", "--csv", str(tmp_path / "a.csv"),
                      "--results-dir", str(tmp_path / "a"))
     assert jobs.returncode == 0, jobs.stderr
-    local = sweep_cli(str(path), "--workers", "2", "--csv", str(tmp_path / "b.csv"), "--results-dir", str(tmp_path / "b"))
+    local = sweep_cli(str(path), "--workers", "2", "--csv", str(tmp_path / "b.csv"),
+                      "--results-dir", str(tmp_path / "b"))
     assert local.returncode == 0, local.stderr
     assert len(metrics(tmp_path / "a")) == 4 and metrics(tmp_path / "a") == metrics(tmp_path / "b")
     assert list((tmp_path / "a" / ".submitit" / "s").iterdir()), "submitit wrote no job files"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -147,3 +148,29 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(tmp_p
     resumed = train(TINY_TASK, TINY_MODEL, config, progress=False, checkpoint=tmp_path / "run.ckpt")
     assert resumed["curve"] == clean["curve"] and resumed["final"] == clean["final"]
     assert resumed["steps_run"] == 12
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_a_compiled_forward_trains_like_the_eager_one():
+    import synthetic
+    from experiments import attention
+    from experiments.model import ModelConfig
+    from experiments.train import TrainConfig, train
+
+    task = synthetic.make_config("mqar", vocab_size=16, seq_len=16, num_kv_pairs=2, num_test_examples=16)
+    model = ModelConfig(d_model=16, num_heads=2, num_layers=1, attention=attention.make_config("relu"))
+    curves = [train(task, model, TrainConfig(steps=4, batch_size=8, eval_every=2, warmup_steps=1, target_accuracy=0,
+                                             compile=mode, device="cpu"), progress=False)["curve"]
+              for mode in ("none", "default")]
+    for eager, compiled in zip(*curves):
+        assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-5)
+        assert compiled["test_loss"] == pytest.approx(eager["test_loss"], rel=1e-5)
+
+
+def test_an_unknown_compile_mode_names_the_choices():
+    from experiments.config import ConfigError
+    from experiments.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="reduce-overhead"):
+        TrainConfig(compile="fast")

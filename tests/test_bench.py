@@ -1,0 +1,78 @@
+"""The scaling benchmark's measuring and bookkeeping (its timings are not tested, only produced)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from experiments import bench_scaling as bench
+
+
+def test_peak_memory_sees_a_tensor_allocated_and_freed_inside_the_block():
+    with bench.PeakMemory("cpu") as memory:
+        x = torch.ones(16 * 2**20)  # 64 MiB
+        del x
+    assert 60 * 2**20 <= memory.peak <= 80 * 2**20
+    with bench.PeakMemory("cpu") as nothing:
+        pass
+    assert nothing.peak < 8 * 2**20
+
+
+def test_every_variant_is_benchmarked_in_each_of_its_forms():
+    labels = [c["label"] for c in bench.cases("cpu")]
+    assert bench.BASELINE in labels
+    for form in ("parallel", "chunked", "recurrent"):
+        assert f"linear ({form})" in labels
+    for form in ("materialised", "blockwise"):
+        assert f"rela_g ({form})" in labels and f"sigmoid ({form})" in labels
+    assert "relu (fused)" not in labels and "relu (fused)" in [c["label"] for c in bench.cases("cuda")]
+    assert {"sparsemax", "entmax15", "softmax_ln"} <= set(labels)
+
+
+def rows(label, variant, form, lengths_values):
+    return [{"label": label, "variant": variant, "form": form, "length": n, **values}
+            for n, values in lengths_values.items()]
+
+
+def test_targets_are_verdicts_computed_from_the_measurements():
+    settings = {"train_length": 512, "lengths": [1024, 8192]}
+    linear = rows("linear (chunked)", "linear", "chunked", {
+        1024: {"seconds": 1.0, "peak_bytes": 10.0, "seconds_ratio": 0.9},
+        8192: {"seconds": 8.0 * 1.2, "peak_bytes": 80.0, "seconds_ratio": 0.2}})  # time slope 1.09, memory 1.0
+    relu = rows("relu (blockwise)", "relu", "blockwise", {8192: {"peak_ratio": 1.6}})
+    training = [{"variant": "rela_g", "step_ratio": 1.05}]
+    verdicts = {t["target"]: t for t in bench.targets(linear + relu, training, "cpu", settings)}
+    assert verdicts["linear (chunked): time log-log slope 1024..8192 <= 1.15"]["holds"] is True
+    assert verdicts["linear (chunked): time log-log slope 1024..8192 <= 1.15"]["value"] == pytest.approx(1.0877, 1e-3)
+    assert verdicts["linear (chunked): time / SDPA at 8192 <= 1/3"]["holds"] is True
+    assert verdicts["relu (blockwise): peak memory / SDPA at 8192 <= 1.5"]["holds"] is False
+    assert verdicts["rela_g: training step time / softmax at 512 <= 1.1"]["holds"] is True
+    missing = bench.targets(rows("linear (chunked)", "linear", "chunked", {1024: {"seconds": 1.0}}), [], "cpu",
+                            settings)
+    assert all(t["holds"] is None and t["value"] is None for t in missing)
+
+
+def test_a_small_run_writes_json_table_and_plot(tmp_path):
+    out = tmp_path / "scaling.json"
+    argv = ["--out", str(out), "--lengths", "64", "128", "--only", "relu (blockwise)", "linear (chunked)",
+            "--repeats", "1", "--train-steps", "1", "--train-length", "32", "--train-width", "16"]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["device"].startswith("CPU") and report["settings"]["lengths"] == [64, 128]
+    labels = {r["label"] for r in report["kernels"]}
+    assert labels == {bench.BASELINE, "relu (blockwise)", "linear (chunked)"}
+    for row in report["kernels"]:
+        assert row["seconds"] > 0 and row["peak_bytes"] >= 0
+        if row["label"] == bench.BASELINE:
+            assert row["seconds_ratio"] == 1.0
+    assert {r["variant"] for r in report["training"]} == {"softmax", "relu", "linear"}
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "| relu (blockwise) |" in out.with_suffix(".md").read_text()
+
+
+def test_bad_benchmark_arguments_name_the_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--out", "x.json", "--only", "relu (flash)"])
+    assert exit_info.value.code == 2 and "valid cases are" in capsys.readouterr().err
