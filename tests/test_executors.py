@@ -280,3 +280,31 @@ def test_slurm_without_slurm_is_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun here
     with pytest.raises(RuntimeError, match="needs SLURM's srun"):
         make_executor("slurm", workers=1, folder=tmp_path / "jobs")
+
+
+def test_a_truncated_result_is_redone_by_a_submitit_sweep(tmp_path):
+    path = write_sweep(tmp_path / "s.json", seeds=(0,))
+    argv = [str(path), "--executor", "submitit-local", "--workers", "2", "--csv", str(tmp_path / "a.csv"),
+            "--results-dir", str(tmp_path / "a")]
+    assert sweep_cli(*argv).returncode == 0
+    before = metrics(tmp_path / "a")
+    victim = runs.result_path(sweep.file_configs(path)[0], tmp_path / "a")
+    victim.write_text(victim.read_text()[:200])  # cut short, as a crash outside the atomic write would
+    again = sweep_cli(*argv)
+    assert again.returncode == 0, again.stderr
+    assert "corrupt" in again.stderr and "1 of 2 runs cached" in again.stderr
+    assert metrics(tmp_path / "a") == before
+
+
+def test_two_concurrent_submitit_runners_do_each_run_once(tmp_path):
+    path = write_sweep(tmp_path / "s.json", steps=200, seeds=(0, 1))
+    drivers = [subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(path), "--executor", "submitit-local",
+                                 "--workers", "2", "--csv", str(tmp_path / f"{name}.csv"),
+                                 "--results-dir", str(tmp_path / "r"), "--submitit-dir", str(tmp_path / name)],
+                                cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    logs = [d.communicate(timeout=300)[1] for d in drivers]
+    assert all(d.returncode == 0 for d in drivers), logs
+    trained = [{line.split("] run ")[1].split()[0] for line in log.splitlines() if "] run " in line} for log in logs]
+    assert not trained[0] & trained[1], "a run was trained by both runners"
+    assert trained[0] | trained[1] == {c.run_id() for c in sweep.file_configs(path)}
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
