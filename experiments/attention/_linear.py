@@ -113,10 +113,9 @@ def _parallel(fq, fk, v, state):
 
 
 def _chunked(fq, fk, v, state, chunk_size):
+    # split, not slicing in a loop: each slice's backward would zero-fill a full-length gradient (O(T^2 / c))
     nums, dens = [], []
-    for start in range(0, fq.shape[-2], chunk_size):
-        block = slice(start, start + chunk_size)
-        q_c, k_c, v_c = fq[:, :, block], fk[:, :, block], v[:, :, block]
+    for q_c, k_c, v_c in zip(*(t.split(chunk_size, dim=-2) for t in (fq, fk, v))):
         inner = (q_c @ k_c.transpose(-2, -1)).tril()  # (B, H, c, c)
         num, den = read(state, q_c)
         nums.append(num + inner @ v_c)
@@ -148,8 +147,8 @@ def _fla_chunked(fq, fk, v):
 
 def _recurrent(fq, fk, v, state):
     nums, dens = [], []
-    for t in range(fq.shape[-2]):
-        (num, den), state = step(state, fq[:, :, t], fk[:, :, t], v[:, :, t])
+    for fq_t, fk_t, v_t in zip(fq.unbind(dim=2), fk.unbind(dim=2), v.unbind(dim=2)):  # one backward, not T
+        (num, den), state = step(state, fq_t, fk_t, v_t)
         nums.append(num)
         dens.append(den)
     return torch.stack(nums, dim=-2), torch.stack(dens, dim=-2)
