@@ -55,7 +55,7 @@ help:  ## list the targets
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
-	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); about 20 min on a 2-core CPU"
+	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 12-17 min measured on the 2-core CPU"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
 	@echo "make clean-results  also remove the result cache (results/)"

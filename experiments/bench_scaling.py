@@ -280,6 +280,11 @@ def targets(kernels: list[dict[str, Any]], training: list[dict[str, Any]], devic
     return out
 
 
+def _times(ratio: float | None) -> str:
+    """A ratio for the table; n/a where the baseline measured 0 (e.g. SDPA's peak fitting in pages already held)."""
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
+
+
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lengths = s["lengths"]
@@ -296,15 +301,15 @@ def markdown(report: dict[str, Any]) -> str:
             if row is None or not row.get("seconds"):
                 cells.append(row.get("error", "") if row else "")
                 continue
-            cells.append(f"{1e3 * row['seconds']:.1f} ms ({row['seconds_ratio']:.2f}x), "
-                         f"{row['peak_bytes'] / 2**20:.0f} MiB ({row['peak_ratio']:.2f}x)")
+            cells.append(f"{1e3 * row['seconds']:.1f} ms ({_times(row['seconds_ratio'])}), "
+                         f"{row['peak_bytes'] / 2**20:.0f} MiB ({_times(row['peak_ratio'])})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Training step (2 layers, width {s['train_width']}, batch {s['train_batch']}, length "
               f"{s['train_length']}, AdamW), default form of each variant:", "",
               "| variant | ms / step | tokens / s | time x softmax |", "|---|---|---|---|"]
     for row in report["training"]:
         lines.append(f"| {row['label']} | {1e3 * row['seconds_per_step']:.1f} | {row['tokens_per_second']:.0f} | "
-                     f"{row['step_ratio']:.2f} |")
+                     f"{_times(row['step_ratio'])} |")
     if report.get("matmul_peak_tflops"):
         lines += ["", f"Measured matrix-product peak: {report['matmul_peak_tflops']:.1f} TFLOP/s ({s['dtype']})."]
     lines += ["", "| target | measured | holds |", "|---|---|---|"]

@@ -172,7 +172,7 @@ class Locked(Exception):
     """Another live process holds the run's lock (raised only when not waiting)."""
 
 
-def _lock_path(config: RunConfig, root) -> Path:
+def lock_path(config: RunConfig, root) -> Path:
     return result_path(config, root).with_suffix(".lock")
 
 
@@ -246,7 +246,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
     refreshing the lock for :data:`STALE_AFTER_SECONDS`).
     """
     resolve_device(config.train.device)  # a device this machine lacks is an error before anything is locked
-    lock = _lock_path(config, root)
+    lock = lock_path(config, root)
     while True:
         if not force:
             cached = load_result(config, root)

@@ -173,20 +173,21 @@ class Progress:
 
     def __init__(self, configs: list[RunConfig], root: str | None, clock=time.monotonic):
         self.configs, self.root, self.clock = configs, root, clock
-        self.started, self.finished, self.lost = clock(), 0, set()
+        # keys and paths once: counts() runs after every finished run, and hashing configs is not free
+        self.files = [(c.key(), result_path(c, root), runs.lock_path(c, root), failure_path(c, root)) for c in configs]
+        self.started, self.lost = clock(), set()
         self.done_at_start = self.counts()["done"]
 
     def counts(self) -> dict[str, int]:
         done = running = failed = 0
-        for config in self.configs:
-            path = result_path(config, self.root)
+        for key, path, lock, failure in self.files:
             if path.exists():
                 done += 1
-            elif path.with_suffix(".lock").exists() and runs.holder_alive(path.with_suffix(".lock")):
+            elif lock.exists() and runs.holder_alive(lock):
                 running += 1
-            elif failure_path(config, self.root).exists() or config.key() in self.lost:
+            elif failure.exists() or key in self.lost:
                 failed += 1
-        return {"done": done, "running": running, "failed": failed, "total": len(self.configs)}
+        return {"done": done, "running": running, "failed": failed, "total": len(self.files)}
 
     def line(self) -> str:
         c = self.counts()

@@ -51,13 +51,17 @@ def _row_terms(rows, TQ, TK, bias, CAUSAL: tl.constexpr, BIAS_MODE: tl.constexpr
 
 
 @triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    """``a @ b`` accumulated in fp32; exact fp32 products (no TF32) when ``IEEE``."""
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    return tl.dot(a, b)
+
+
+@triton.jit
 def _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL: tl.constexpr, ACT: tl.constexpr, IEEE: tl.constexpr):
     """Scores, weights (masked to 0) and the validity mask of one (query, key) block."""
-    if IEEE:
-        s = tl.dot(q, kt, input_precision="ieee")
-    else:
-        s = tl.dot(q, kt)
-    s = s * scale + b[:, None]
+    s = _dot(q, kt, IEEE) * scale + b[:, None]
     valid = (rows[:, None] < TQ) & (cols[None, :] < TK)
     if CAUSAL:
         valid = valid & (cols[None, :] <= rows[:, None] + (TK - TQ))
@@ -67,6 +71,14 @@ def _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL: tl.constexpr, ACT: tl.
         p = tl.sigmoid(s)
     p = tl.where(valid, p, 0.0)
     return s, p, valid
+
+
+@triton.jit
+def _score_grad(s, p, valid, dp, ACT: tl.constexpr):
+    """d loss / d scores from d loss / d weights: relu' = [s > 0], sigmoid' = p (1 - p); masked entries 0."""
+    if ACT == 0:
+        return tl.where(valid & (s > 0), dp, 0.0)
+    return tl.where(valid, dp * p * (1.0 - p), 0.0)
 
 
 @triton.jit
@@ -95,10 +107,7 @@ def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, sv
         v = tl.load(V + bb * svb + hh * svh + cols[:, None] * svt + vdims[None, :] * svd,
                     mask=(cols[:, None] < TK) & (vdims[None, :] < DV), other=0.0)
         _, p, _ = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
-        if IEEE:
-            acc += tl.dot(p.to(v.dtype), v, input_precision="ieee")
-        else:
-            acc += tl.dot(p.to(v.dtype), v)
+        acc += _dot(p.to(v.dtype), v, IEEE)
     acc = acc * r[:, None]
     tl.store(O + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod, acc.to(O.dtype.element_ty),
              mask=(rows[:, None] < TQ) & (vdims[None, :] < DV))
@@ -135,20 +144,10 @@ def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, s
         b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
         do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
         s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
-        if IEEE:
-            dv += tl.dot(tl.trans(p.to(q.dtype)), do, input_precision="ieee")
-            dp = tl.dot(do, vt, input_precision="ieee")
-        else:
-            dv += tl.dot(tl.trans(p.to(q.dtype)), do)
-            dp = tl.dot(do, vt)
-        if ACT == 0:
-            ds = tl.where(valid & (s > 0), dp, 0.0)
-        else:
-            ds = tl.where(valid, dp * p * (1.0 - p), 0.0)
-        if IEEE:
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
-        else:
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+        dv += _dot(tl.trans(p.to(q.dtype)), do, IEEE)
+        dp = _dot(do, vt, IEEE)
+        ds = _score_grad(s, p, valid, dp, ACT)
+        dk += _dot(tl.trans(ds.to(q.dtype)), q, IEEE)
     dk = dk * scale
     tl.store(DK + bb * skb + hh * skh + cols[:, None] * skt + dims[None, :] * skd, dk.to(DK.dtype.element_ty),
              mask=(cols[:, None] < TK) & (dims[None, :] < D))
@@ -186,18 +185,9 @@ def _dq_kernel(Q, K, V, DO, DQ, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh
         vt = tl.load(V + bb * svb + hh * svh + cols[None, :] * svt + vdims[:, None] * svd,
                      mask=(cols[None, :] < TK) & (vdims[:, None] < DV), other=0.0)
         s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
-        if IEEE:
-            dp = tl.dot(do, vt, input_precision="ieee")
-        else:
-            dp = tl.dot(do, vt)
-        if ACT == 0:
-            ds = tl.where(valid & (s > 0), dp, 0.0)
-        else:
-            ds = tl.where(valid, dp * p * (1.0 - p), 0.0)
-        if IEEE:
-            dq += tl.dot(ds.to(q.dtype), tl.trans(kt), input_precision="ieee")
-        else:
-            dq += tl.dot(ds.to(q.dtype), tl.trans(kt))
+        dp = _dot(do, vt, IEEE)
+        ds = _score_grad(s, p, valid, dp, ACT)
+        dq += _dot(ds.to(q.dtype), tl.trans(kt), IEEE)
     dq = dq * scale
     tl.store(DQ + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd, dq.to(DQ.dtype.element_ty),
              mask=(rows[:, None] < TQ) & (dims[None, :] < D))

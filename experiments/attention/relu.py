@@ -54,12 +54,17 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
 
 
 class ReLUAttention(AttentionModule):
+    """Also the module of relu_len, which swaps in its own functional core."""
+
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
     def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
-                      block_size=self.config.block_size)
+        return self.core(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
+                         block_size=self.config.block_size)
 
     def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
+        return self.matrix(q, k, causal=causal, scale=self.config.scale)
 
 
 register(Variant(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, check_qkv, visible_counts
+from experiments.attention._common import Variant, check_qkv, visible_counts
 from experiments.attention._elementwise import elementwise_attention
-from experiments.attention.relu import ReLUConfig, relu_scores
+from experiments.attention.relu import ReLUAttention, ReLUConfig, relu_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +37,9 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
                                  block_size=block_size)
 
 
-class ReLULenAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
-                      block_size=self.config.block_size)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
+class ReLULenAttention(ReLUAttention):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
 
 
 register(Variant(
