@@ -35,7 +35,7 @@ endif
 STAMP := .make/installed-$(subst /,_,$(PY))
 SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
 FIG_DIR := paper_figs/$(PROFILE)
-SWEEPS := mqar_pairs mqar_width stability heads alignment_aer memory long_context copying_length
+SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length
 FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
 LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
 BENCH_ARGS := $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1 --warmup 0,--lengths 128 512 --repeats 3)
@@ -46,7 +46,7 @@ NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
 
 BENCH_OUT := benchmarks/scaling_$(if $(HAS_GPU),gpu,cpu).json
 
-.PHONY: help all figures notebooks ledger test setup clean clean-results bench
+.PHONY: help all figures notebooks ledger test setup clean clean-results bench lr-search
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
@@ -56,6 +56,7 @@ help:  ## list the targets
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
 	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 12-17 min measured on the 2-core CPU"
+	@echo "make lr-search  the learning-rate search the sweeps' recipe cites -> paper_figs/lr_search/ (committed)"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
 	@echo "make clean-results  also remove the result cache (results/)"
@@ -84,6 +85,17 @@ $(STAMP): pyproject.toml | $(if $(or $(PYTHON),$(VIRTUAL_ENV)),,$(VENV)/bin/pyth
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The learning-rate search behind the recipe (experiments/sweeps/_common.py); its quick table is committed,
+# so `make all` does not run it. tests/test_recipe.py checks the recipe still matches the table.
+LR_DIR := paper_figs/lr_search
+lr-search: $(LR_DIR)/$(PROFILE).md
+
+$(LR_DIR)/$(PROFILE).csv: experiments/sweeps/lr_search.py experiments/sweeps/_common.py $(SOURCES) | $(STAMP)
+	$(PY) -m experiments.sweep lr_search --profile $(PROFILE) --workers $(WORKERS) --csv $@
+
+$(LR_DIR)/$(PROFILE).md: $(LR_DIR)/$(PROFILE).csv
+	$(PY) -m experiments.sweeps.lr_search $< $@
 
 # One CSV per sweep: runs whatever is not in the result cache, then collects.
 $(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)

@@ -302,6 +302,15 @@ def describe(result: dict[str, Any]) -> str:
     lines.append(f"steps    {result['steps_run']} of {result['config']['train']['steps']}")
     if final:
         lines.append(f"test     accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
+    try:
+        task = synthetic.config_from_dict(result["config"]["task"])
+    except (ConfigError, KeyError, TypeError):
+        task = None  # a result written by an older version of a task: nothing to compare with
+    if task is not None:
+        threshold = synthetic.learned_threshold(task)
+        learned = result["status"] != "diverged" and final.get("test_accuracy", -1.0) >= threshold
+        lines.append(f"chance   {synthetic.chance(task):.4f}  learned at >= {threshold:.4f}: "
+                     + ("learned" if learned else "did not learn"))
     lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import synthetic
 from experiments import runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
@@ -38,7 +39,7 @@ from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
 from experiments.runs import (Locked, RunConfig, describe, failure_path, load_result, record_failure, result_path,
                              results_dir, run)
 
-RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "steps_run", "test_accuracy",
+RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
                   "device_name")
 
@@ -278,6 +279,17 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
+def learning_columns(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """The task's chance level, the learned threshold (halfway from chance to 1) and whether the run cleared it.
+
+    A diverged run did not learn, whatever it reached before diverging.
+    """
+    threshold = synthetic.learned_threshold(config.task)
+    accuracy = result.get("final", {}).get("test_accuracy")
+    learned = result["status"] != "diverged" and accuracy is not None and accuracy >= threshold
+    return {"chance": synthetic.chance(config.task), "learned_threshold": threshold, "learned": int(learned)}
+
+
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
     """CSV text with one row per config; every config must have a result."""
     rows = []
@@ -293,6 +305,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         row = {"sweep": sweep, "profile": profile, **flatten(config.to_dict())}
         for column in RESULT_COLUMNS:
             row[column] = final.get(column, result.get(column))
+        row.update(learning_columns(config, result))
         row.update(analysis_columns(final))
         rows.append(row)
     columns = list(dict.fromkeys(column for row in rows for column in row))
@@ -301,6 +314,15 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def _parse_shard(text: str) -> tuple[int, int] | None:
+    """``"K/N"`` -> ``(K, N)``, or None if it is not two integers with 1 <= K <= N <= 100000."""
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.isdecimal() and len(p) <= 6 for p in parts):
+        return None
+    k, n = int(parts[0]), int(parts[1])
+    return (k, n) if 1 <= k <= n <= 100_000 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
     parser.add_argument("--status", action="store_true",
                         help="print the sweep's progress (done, running, failed) from the cache and exit")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="run only the K-th of N interleaved slices of the sweep (1 <= K <= N) and write no "
+                             "CSV: for doing a long sweep in chunks, e.g. one per job; collect with a plain run")
     jobs = parser.add_argument_group("executor")
     jobs.add_argument("--executor", default="local", choices=EXECUTORS,
                       help="local processes, SLURM array jobs, or submitit's local executor (default local)")
@@ -333,8 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
     if args.executor != "slurm" and args.partition:
         parser.error("--partition applies to --executor slurm only")
-    if args.csv is None and not (args.list or args.status):
-        parser.error("--csv is required (or --list / --status)")
+    shard = None
+    if args.shard is not None:
+        shard = _parse_shard(args.shard)
+        if shard is None:
+            parser.error(f"--shard must be K/N with integers 1 <= K <= N <= 100000, got {args.shard!r}")
+    if args.csv is None and not (args.list or args.status or shard):
+        parser.error("--csv is required (or --list / --status / --shard)")
     is_file = args.name.endswith(".json")
     try:
         if is_file:
@@ -349,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor != "local":  # jobs may run on other machines: pin 'auto' to the jobs' device
         device = "cuda" if args.gpus_per_job else "cpu"
         configs = [c.on(device) if c.train.device == "auto" else c for c in configs]
+    everything = configs
+    if shard is not None:
+        configs = configs[shard[0] - 1::shard[1]]
     if args.list:
         print("\n".join(c.run_id() for c in configs))
         return 0
@@ -367,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {len(outcome['lost'])} run(s) lost their worker (e.g. {outcome['lost'][0]}); nothing was "
               "written for them: rerun the sweep to do them (finished runs are kept)", file=sys.stderr)
         return 1
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]} done; the whole sweep: {Progress(everything, args.results_dir).line()}",
+              file=sys.stderr)
+        return 0
     try:
         text = collect(configs, sweep=sweep_name, profile=profile, root=args.results_dir)
     except RuntimeError as error:

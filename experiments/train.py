@@ -7,6 +7,8 @@ fixed test set comes from the task's own seed. Accuracy is measured only at
 labelled (queried) positions. CUDA is used when present, with bf16 autocast;
 the CPU path runs in fp32. A non-finite training loss ends the run with
 status ``diverged`` and the first bad step: that is a result, not a crash.
+Each result also counts the training steps whose loss jumped well above its
+best so far (``loss_spikes``), the sign of instability short of divergence.
 
 A training step does not wait for the device: per-step losses stay on it
 until the next evaluation, batches are generated where the model is, and
@@ -156,6 +158,22 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
     return result
 
 
+SPIKE_FACTOR, SPIKE_MARGIN = 2.0, 0.5  # a spike: loss > 2x the best interval mean so far and > 0.5 nats above it
+
+
+def loss_spikes(losses: torch.Tensor, curve: list[dict[str, float]]) -> int:
+    """Steps of this evaluation interval whose loss jumps above the lowest earlier interval mean.
+
+    A step counts when its loss is both :data:`SPIKE_FACTOR` times that mean
+    and :data:`SPIKE_MARGIN` nats above it (the margin keeps noise around a
+    near-zero loss from counting). The first interval counts none.
+    """
+    if not curve:
+        return 0
+    best = min(point["train_loss"] for point in curve)
+    return int(((losses > SPIKE_FACTOR * best) & (losses > best + SPIKE_MARGIN)).sum())
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     from experiments.io import atomic_path
 
@@ -187,7 +205,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     test = synthetic.test_set(task, device)
 
     curve: list[dict[str, float]] = []
-    status, diverged_at, steps_run = "finished", None, 0
+    status, diverged_at, steps_run, spikes = "finished", None, 0, 0
     recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
@@ -196,7 +214,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         stream.set_state(saved["stream"].to(stream.get_state().device))
-        curve, steps_run = saved["curve"], saved["step"]
+        curve, steps_run, spikes = saved["curve"], saved["step"], saved.get("loss_spikes", 0)
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(steps_run, config.steps):
@@ -225,6 +243,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 diverged_at = steps_run - len(losses) + first_bad + 1
                 status = "diverged"
                 break
+            spikes += loss_spikes(losses, curve)
             scores = evaluate(model, task, test, autocast=autocast)
             point = {"step": steps_run, "train_loss": float(losses.mean()), **scores}
             if not torch.equal(both[:, 0], both[:, 1]):
@@ -233,7 +252,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                               "schedule": schedule.state_dict(), "stream": stream.get_state(),
-                                              "curve": curve, "step": steps_run})
+                                              "curve": curve, "step": steps_run, "loss_spikes": spikes})
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
                 status = "reached_target"
@@ -246,6 +265,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     return {
         "status": status,
         "diverged_at_step": diverged_at,
+        "loss_spikes": spikes,
         "steps_run": steps_run,
         "final": final,
         "curve": curve,

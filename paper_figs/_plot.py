@@ -29,8 +29,44 @@ COLORS = {
 
 
 def caption(rows) -> str:
+    """Profile, seeds and the token mixing before attention (the same for every variant of a sweep)."""
     seeds = len({r.get("train.seed") for r in rows})
-    return f"{rows[0].get('profile', '?')} profile, {seeds} seed{'s' if seeds > 1 else ''}"
+    mixing = sorted({r.get("model.token_mixing", "none") for r in rows})
+    mixing = [m if m != "conv" else f"conv{rows[0].get('model.conv_width', '')}" for m in mixing]
+    return f"{rows[0].get('profile', '?')} profile, {seeds} seed{'s' if seeds > 1 else ''}, " \
+           f"token mixing {'/'.join(mixing)}"
+
+
+def mean_range(values) -> tuple[float, float, float]:
+    """Mean, and the distances down to the minimum and up to the maximum (the seed spread as an error bar)."""
+    values = list(values)
+    average = sum(values) / len(values)
+    return average, average - min(values), max(values) - average
+
+
+def spread_line(ax, xs, groups_of_values, **style):
+    """Means with min..max bars over seeds, one point per x."""
+    stats = [mean_range(v) for v in groups_of_values]
+    return ax.errorbar(xs, [m for m, _, _ in stats], yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]],
+                       capsize=3, marker="o", **style)
+
+
+def chance_line(ax, rows, x=None) -> None:
+    """The task's chance level (grey dashes) and the learned threshold (grey dots), from the CSV.
+
+    With ``x`` (a function of a row), the levels are drawn against it (they vary
+    with, e.g., the number of pairs); otherwise as horizontal lines.
+    """
+    if "chance" not in rows[0]:
+        return
+    if x is None:
+        ax.axhline(float(rows[0]["chance"]), color="gray", ls="--", lw=1, label="chance", zorder=1)
+        ax.axhline(float(rows[0]["learned_threshold"]), color="gray", ls=":", lw=1, label="learned", zorder=1)
+        return
+    points = sorted({(x(r), float(r["chance"]), float(r["learned_threshold"])) for r in rows})
+    xs = [p[0] for p in points]
+    ax.plot(xs, [p[1] for p in points], color="gray", ls="--", lw=1, label="chance", zorder=1)
+    ax.plot(xs, [p[2] for p in points], color="gray", ls=":", lw=1, label="learned", zorder=1)
 
 
 def title(ax, text: str, rows) -> None:

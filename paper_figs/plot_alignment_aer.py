@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, main, plt, save, title, value, variant
+from _plot import COLORS, chance_line, group, main, mean_range, plt, save, title, value, variant
 
 
 def plot(rows, out):
@@ -19,11 +19,13 @@ def plot(rows, out):
     for column, ax, label in (("aer", axes[0], "best-head AER (lower is better)"),
                               ("test_accuracy", axes[1], "test accuracy")):
         for i, name in enumerate(names):
-            means = [np.mean([value(r, column) for r in groups[(name, o)]]) for o in orders]
-            ax.bar(np.arange(len(orders)) + (i - (len(names) - 1) / 2) * width, means, width,
+            stats = [mean_range([value(r, column) for r in groups[(name, o)]]) for o in orders]
+            ax.bar(np.arange(len(orders)) + (i - (len(names) - 1) / 2) * width, [m for m, _, _ in stats], width,
+                   yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=2,
                    color=COLORS.get(name), label=name)
         ax.set_xticks(range(len(orders)), orders)
         ax.set_ylabel(label)
+    chance_line(axes[1], rows)
     axes[0].legend(fontsize=7)
     title(axes[0], "alignment", rows)
     save(fig, out)

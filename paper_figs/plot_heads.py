@@ -5,9 +5,7 @@
 
 import sys
 
-import numpy as np
-
-from _plot import COLORS, caption, group, main, plt, save, value, variant
+from _plot import COLORS, caption, group, main, mean_range, plt, save, value, variant
 
 PANELS = [("attn.sparsity.mean", "sparsity rate", 0.5), ("attn.null_rate.max", "largest null-row rate", None),
           ("attn.head_diversity.mean", "JS across heads", None), ("attn.top_mass.mean", "top 0.2% mass", None)]
@@ -18,8 +16,9 @@ def plot(rows, out):
     names = [key[0] for key in groups]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(10, 2.8))
     for ax, (column, label, baseline) in zip(axes, PANELS):
-        means = [np.mean([value(r, column) for r in groups[(n,)]]) for n in names]
-        ax.bar(range(len(names)), means, color=[COLORS.get(n) for n in names])
+        stats = [mean_range(value(r, column) for r in groups[(n,)]) for n in names]  # the seed spread as a bar
+        ax.bar(range(len(names)), [m for m, _, _ in stats], color=[COLORS.get(n) for n in names],
+               yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=2)
         ax.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
         ax.set_title(label, fontsize=8)
         if baseline is not None:

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, log_ticks, main, plt, save, title, value, variant
+from _plot import COLORS, chance_line, group, log_ticks, main, plt, save, spread_line, title, value, variant
 
 
 def plot(rows, out):
@@ -15,8 +15,9 @@ def plot(rows, out):
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for name in dict.fromkeys(variant(r) for r in rows):
         lengths = sorted(n for v, n in groups if v == name)
-        ax.plot(lengths, [np.mean([value(r, "test_accuracy") for r in groups[(name, n)]]) for n in lengths], "o-",
-                color=COLORS.get(name), label=name)
+        spread_line(ax, lengths, [[value(r, "test_accuracy") for r in groups[(name, n)]] for n in lengths],
+                    color=COLORS.get(name), label=name)
+    chance_line(ax, rows)
     log_ticks(ax, [n for _, n in groups])
     ax.set(xlabel="sequence length", ylabel="MQAR test accuracy", ylim=(0, 1.05))
     ax.legend(fontsize=7)

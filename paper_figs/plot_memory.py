@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import group, log_ticks, main, plt, save, title, value
+from _plot import chance_line, group, log_ticks, main, plt, save, spread_line, title, value
 
 STYLE = {"relu": "tab:red", "softmax": "tab:blue", "softmax_ln": "tab:purple", "gelu": "tab:gray"}
 
@@ -18,11 +18,12 @@ def plot(rows, out):
     for activation in dict.fromkeys(r["model.mlp_activation"] for r in rows):
         slots = sorted(s for a, s in groups if a == activation)
         for ax, column in ((axes[0], "test_accuracy"), (axes[1], "ffn_top_mass")):
-            ax.plot(slots, [np.mean([value(r, column) for r in groups[(activation, s)]]) for s in slots], "o-",
-                    color=STYLE.get(activation), label=activation)
+            spread_line(ax, slots, [[value(r, column) for r in groups[(activation, s)]] for s in slots],
+                        color=STYLE.get(activation), label=activation)
     slots = [s for _, s in groups]
     for ax in axes:
         log_ticks(ax, slots)
+    chance_line(axes[0], rows)
     axes[0].set(xlabel="MLP slots", ylabel="memorisation accuracy", ylim=(0, 1.05))
     axes[1].set(xlabel="MLP slots", ylabel="mass share of top 0.2% slots", ylim=(0, 1.05))
     axes[1].axhline(0.85, color="k", ls=":", lw=1)

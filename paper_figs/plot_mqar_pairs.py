@@ -6,17 +6,18 @@ Reads the CSV written by ``python -m experiments.sweep mqar_pairs``. Each point
 is the mean over seeds, the bar the min..max; a run that diverged is drawn as
 a cross at accuracy 0 (it has no final accuracy), and a run that stopped at its
 step budget without reaching the target is drawn hollow, so a budget-limited
-point is not mistaken for a converged one.
+point is not mistaken for a converged one. The chance level (1/N: a guess
+among the example's values) and the learned threshold are drawn against N.
 """
 
 import sys
 
-from _plot import COLORS, caption, group, log_ticks, main, plt, save, value, variant
+from _plot import COLORS, caption, chance_line, group, log_ticks, main, plt, save, value, variant
 
 
 def plot(rows: list[dict[str, str]], out: str) -> None:
     by_variant = group(rows, variant, lambda r: int(r["task.num_kv_pairs"]))
-    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=150)
+    fig, ax = plt.subplots(figsize=(6.2, 3.6), dpi=150)
     for name in sorted({v for v, _ in by_variant}):
         pairs = sorted(n for v, n in by_variant if v == name)
         means, lows, highs, finished = [], [], [], []
@@ -37,12 +38,13 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
         for n, m, done in zip(pairs, means, finished):
             ax.plot(n, m, "o", markeredgecolor=color, markerfacecolor=color if done else "white", zorder=3)
 
+    chance_line(ax, rows, x=lambda r: int(r["task.num_kv_pairs"]))
     first = rows[0]
     log_ticks(ax, [n for _, n in by_variant])
     ax.set_xlabel("key-value pairs")
     ax.set_ylabel("MQAR test accuracy")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title(f"MQAR recall vs pairs ({caption(rows)})", fontsize=10)
+    ax.set_title(f"MQAR recall vs pairs ({caption(rows)})", fontsize=8)
     ax.text(0.01, 0.01, f"T={first['task.seq_len']} V={first['task.vocab_size']} d={first['model.d_model']} "
             f"h={first['model.num_heads']} steps<={first['train.steps']}; hollow: target not reached",
             transform=ax.transAxes, fontsize=6, color="gray")
@@ -51,11 +53,12 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
     top = max(int(r["task.num_kv_pairs"]) for r in rows)
     if head_dim <= top:
         ax.axvline(head_dim, color=COLORS["linear"], ls=":", lw=1)
-        ax.annotate("linear feature dim", (head_dim, 0.9), rotation=90, fontsize=6, color=COLORS["linear"])
+        ax.annotate(f"linear feature dim {head_dim}", (head_dim, 0.45), rotation=90, fontsize=6,
+                    color=COLORS["linear"])
     else:
         ax.text(0.99, 0.5, f"linear feature dim {head_dim} > {top} pairs", transform=ax.transAxes, ha="right",
                 fontsize=6, color=COLORS["linear"])
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     save(fig, out)
 

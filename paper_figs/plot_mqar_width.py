@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, log_ticks, main, plt, save, title, value, variant
+from _plot import COLORS, chance_line, group, log_ticks, main, plt, save, spread_line, title, value, variant
 
 
 def plot(rows, out):
@@ -17,10 +17,12 @@ def plot(rows, out):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for name in dict.fromkeys(variant(r) for r in rows):
         widths = sorted(w for v, w in groups if v == name)
-        accuracy = [np.mean([value(r, "test_accuracy") for r in groups[(name, w)]]) for w in widths]
+        accuracy = [[value(r, "test_accuracy") for r in groups[(name, w)]] for w in widths]
         state = [np.mean([value(r, "decode_state_bytes") for r in groups[(name, w)]]) for w in widths]
-        axes[0].plot(widths, accuracy, "o-", color=COLORS.get(name), label=name)
-        axes[1].plot(state, accuracy, "o-", color=COLORS.get(name), label=name)
+        spread_line(axes[0], widths, accuracy, color=COLORS.get(name), label=name)
+        spread_line(axes[1], state, accuracy, color=COLORS.get(name), label=name)
+    for ax in axes:
+        chance_line(ax, rows)
     log_ticks(axes[0], [w for _, w in groups])
     axes[0].axvline(pairs * heads, color=COLORS["linear"], ls=":", lw=1)
     axes[0].annotate(f"head_dim = {pairs} pairs", (pairs * heads, 0.9), rotation=90, fontsize=6,

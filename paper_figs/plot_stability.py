@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 
-from _plot import COLORS, group, main, plt, save, title, value, variant
+from _plot import COLORS, chance_line, group, main, plt, save, title, value, variant
 
 
 def plot(rows, out):
     lrs = sorted({float(r["train.lr"]) for r in rows})
     names = list(dict.fromkeys(variant(r) for r in rows))
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
     width = 0.8 / len(names)
     groups = group(rows, variant, lambda r: float(r["train.lr"]))
     for i, name in enumerate(names):
@@ -30,9 +30,10 @@ def plot(rows, out):
                 ax.plot(x, 0.02, "kx")
                 ax.annotate(f"{diverged}/{len(runs)}", (x, 0.05), ha="center", fontsize=6)
     ax.set_xticks(range(len(lrs)), [f"lr {lr:g}" for lr in lrs])
+    chance_line(ax, rows)
     ax.set_ylabel("MQAR test accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     title(ax, "stability of the ReLU family (x: diverged)", rows)
     save(fig, out)
 

@@ -14,6 +14,13 @@ tasks whose test distribution differs, such as length generalisation).
 
 ``slices(config, batch) -> {name: (B,) tensor}`` (optional) names per-example
 properties (copy length, needle depth, ...) that metrics are broken down by.
+
+``chance(config) -> float`` (required) is the token accuracy a model reaches
+without solving the task: the best guess that ignores what the task is
+about (for recall, a uniform pick among the values present in the example).
+A trained run *learned* when its test accuracy clears
+:func:`learned_threshold`, halfway from chance to 1: no run at chance, nor
+one that has only found the guess, counts as evidence for a claim.
 Modules are discovered automatically; helpers live in ``_``-prefixed modules.
 """
 
@@ -44,6 +51,7 @@ class Task:
     summary: str
     kind: str = "lm"
     slices: Callable[[Any, tuple[torch.Tensor, ...]], dict[str, torch.Tensor]] | None = None
+    chance: Callable[[Any], float] | None = None  # required: see the module docstring
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -52,6 +60,8 @@ _REGISTRY: dict[str, Task] = {}
 def register(task: Task) -> Task:
     if task.kind not in KINDS:
         raise ValueError(f"task kind {task.kind!r} is not one of {list(KINDS)}")
+    if task.chance is None:
+        raise ValueError(f"task {task.name!r} must state its chance level (Task.chance)")
     if task.name in _REGISTRY:
         raise ValueError(f"task {task.name!r} is registered twice")
     _REGISTRY[task.name] = task
@@ -106,6 +116,20 @@ def slices(config: Any, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tens
     """Per-example slice values of a batch (empty if the task defines none)."""
     fn = get(name_of(config)).slices
     return fn(config, batch) if fn is not None else {}
+
+
+LEARNED_FRACTION = 0.5  # a run learned when it covers this fraction of the way from chance to 1
+
+
+def chance(config: Any) -> float:
+    """Token accuracy without solving the task (see the module docstring)."""
+    return float(get(name_of(config)).chance(config))
+
+
+def learned_threshold(config: Any) -> float:
+    """Test accuracy a run must reach to count as having learned: halfway from chance to 1."""
+    level = chance(config)
+    return level + LEARNED_FRACTION * (1.0 - level)
 
 
 def test_set(config: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:

@@ -126,5 +126,14 @@ def generate(config: AlignmentConfig, num_examples: int, generator: torch.Genera
     return source, inputs, labels, alignment
 
 
-register(Task(name="alignment", config=AlignmentConfig, generate=generate, kind="seq2seq",
+def chance(config: AlignmentConfig) -> float:
+    """A uniform pick among the content tokens for each target word, and the end token (its place is known).
+
+    With ``W`` target words expected per example, ``(W / (V - 3) + 1) / (W + 1)``.
+    """
+    words = config.source_len * (1.0 + config.fertility_prob)
+    return (words / (config.vocab_size - FIRST_CONTENT) + 1.0) / (words + 1.0)
+
+
+register(Task(name="alignment", config=AlignmentConfig, generate=generate, kind="seq2seq", chance=chance,
               summary="seq2seq translation through a lexicon with a known reordering and gold alignment"))

@@ -75,5 +75,10 @@ def slices(config: ARConfig, batch):
     return {"pair_index": (keys == inputs[:, -1:]).long().argmax(dim=1)}
 
 
-register(Task(name="ar", config=ARConfig, generate=generate, slices=slices,
+def chance(config: ARConfig) -> float:
+    """A uniform pick among the example's ``N`` values."""
+    return 1.0 / config.num_kv_pairs
+
+
+register(Task(name="ar", config=ARConfig, generate=generate, slices=slices, chance=chance,
               summary="single-query associative recall: one key asked at the end"))

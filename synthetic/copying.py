@@ -84,5 +84,10 @@ def slices(config: CopyingConfig, batch):
     return {"length": (labels != IGNORE_INDEX).sum(dim=1) - 1}
 
 
-register(Task(name="copying", config=CopyingConfig, generate=generate, slices=slices,
+def chance(config: CopyingConfig) -> float:
+    """A uniform pick among the content tokens (the end token after the copy is labelled too, and ignored here)."""
+    return 1.0 / (config.vocab_size - FIRST_CONTENT)
+
+
+register(Task(name="copying", config=CopyingConfig, generate=generate, slices=slices, chance=chance,
               summary="copy a string after a separator; train and test length ranges"))

@@ -84,5 +84,11 @@ def generate(config: MemorisationConfig, num_examples: int, generator: torch.Gen
     return inputs, labels.reshape(num_examples, config.seq_len)
 
 
-register(Task(name="memorisation", config=MemorisationConfig, generate=generate,
+def chance(config: MemorisationConfig) -> float:
+    """Always answering the table's most frequent value (the best guess that stores no fact)."""
+    _, values = fact_table(config)
+    return float(values.bincount().max()) / config.num_facts
+
+
+register(Task(name="memorisation", config=MemorisationConfig, generate=generate, chance=chance,
               summary="a fixed key -> value table learnt in the weights"))

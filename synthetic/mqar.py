@@ -113,8 +113,14 @@ def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, 
     return inputs, labels
 
 
+def chance(config: MQARConfig) -> float:
+    """A uniform pick among the example's ``N`` values (the plateau before recall forms: loss ~ ln N)."""
+    return 1.0 / config.num_kv_pairs
+
+
 register(Task(
     name="mqar",
+    chance=chance,
     config=MQARConfig,
     generate=generate,
     summary="multi-query associative recall (Zoology layout)",

@@ -103,5 +103,18 @@ def slices(config: NeedleConfig, batch):
     return {"depth_decile": (10 * target // haystack).clamp(max=9)}
 
 
-register(Task(name="needle", config=NeedleConfig, generate=generate, slices=slices,
+def chance(config: NeedleConfig) -> float:
+    """A uniform pick among the values of the example's needles, or among all values with a single needle.
+
+    With distractors, a model that finds the needles but not the one asked
+    picks among ``1 + num_distractors`` values; with one needle, finding it
+    is the whole task, so chance is a guess from the value range.
+    """
+    if config.num_distractors > 0:
+        return 1.0 / (1 + config.num_distractors)
+    low, high = _ranges(config.vocab_size)[2]
+    return 1.0 / (high - low)
+
+
+register(Task(name="needle", config=NeedleConfig, generate=generate, slices=slices, chance=chance,
               summary="needle-in-a-haystack / passkey retrieval with distractors"))

@@ -60,5 +60,10 @@ def generate(config: SelectiveCopyingConfig, num_examples: int, generator: torch
     return inputs, labels
 
 
-register(Task(name="selective_copying", config=SelectiveCopyingConfig, generate=generate,
+def chance(config: SelectiveCopyingConfig) -> float:
+    """A uniform pick among the content tokens."""
+    return 1.0 / (config.vocab_size - FIRST_CONTENT)
+
+
+register(Task(name="selective_copying", config=SelectiveCopyingConfig, generate=generate, chance=chance,
               summary="copy the scattered content tokens, in order, at the markers"))

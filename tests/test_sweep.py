@@ -26,10 +26,23 @@ def test_every_sweep_module_declares_distinct_configs_for_every_profile():
             assert configs and all(isinstance(c, runs.RunConfig) for c in configs)
 
 
+def test_every_sweep_has_at_least_two_seeds_at_quick_and_three_at_full():
+    for name in sweep.sweep_names():
+        for profile, least in (("quick", 2), ("full", 3)):
+            configs = sweep.sweep_configs(name, profile)
+            if name == "lr_search":
+                continue  # a search over rates, not evidence: one seed per rate at quick
+            assert len({c.train.seed for c in configs}) >= least, (name, profile)
+
+
 def test_mqar_pairs_covers_three_variants_and_several_pair_counts():
     configs = sweep.sweep_configs("mqar_pairs", "quick")
     assert {c.attention_name for c in configs} == {"softmax", "linear", "rela_g"}
-    assert len({c.task.num_kv_pairs for c in configs}) >= 4
+    pairs = {c.task.num_kv_pairs for c in configs}
+    head_dim = configs[0].model.d_model // configs[0].model.num_heads  # linear attention's feature dimension
+    assert len(pairs) >= 3 and min(pairs) <= head_dim // 2 and max(pairs) > head_dim  # swept past the state
+    assert len({c.train.seed for c in configs}) >= 2
+    assert all(c.model.token_mixing == "shift" for c in configs)
 
 
 def test_unknown_sweep_or_profile_names_the_choices():
@@ -49,6 +62,11 @@ def test_smoke_sweep_collects_resumes_and_plots(tmp_path, monkeypatch):
     assert len(rows) == len(configs) == len(list(results.rglob("*.json")))
     assert {row["model.attention.name"] for row in rows} == {"softmax", "linear", "rela_g"}
     assert all(row["status"] in {"finished", "reached_target"} and row["test_accuracy"] for row in rows)
+    for row, config in zip(rows, configs):  # every row says whether its run cleared the task's learned threshold
+        assert float(row["chance"]) == pytest.approx(1 / config.task.num_kv_pairs)
+        assert float(row["learned_threshold"]) == pytest.approx((1 + float(row["chance"])) / 2)
+        assert row["learned"] == str(int(float(row["test_accuracy"]) >= float(row["learned_threshold"])))
+        assert row["model.token_mixing"] == "shift" and int(row["loss_spikes"]) >= 0
 
     # A second pass finds every result cached and trains nothing.
     monkeypatch.setattr(runs, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
@@ -185,3 +203,29 @@ def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
     resumed, clean = (json.loads(next((tmp_path / d).rglob("*.json")).read_text()) for d in ("a", "b"))
     assert resumed["curve"] == clean["curve"] and resumed["final"] == clean["final"]
     assert not list((tmp_path / "a").rglob("*.lock"))
+
+
+def test_a_diverged_run_never_counts_as_learned():
+    config = next(c for c in sweep.sweep_configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
+    fine = {"status": "finished", "final": {"test_accuracy": 1.0}}
+    assert sweep.learning_columns(config, fine)["learned"] == 1
+    assert sweep.learning_columns(config, {**fine, "status": "diverged"})["learned"] == 0
+    assert sweep.learning_columns(config, {"status": "diverged", "final": {}})["learned"] == 0
+    at_chance = {"status": "finished", "final": {"test_accuracy": 1 / config.task.num_kv_pairs}}
+    assert sweep.learning_columns(config, at_chance)["learned"] == 0
+
+
+def test_shards_split_a_sweep_into_disjoint_chunks_that_resume(tmp_path, monkeypatch, capsys):
+    results = str(tmp_path / "results")
+    configs = sweep.sweep_configs("mqar_pairs", "smoke")
+    assert sweep.main(["mqar_pairs", "--profile", "smoke", "--shard", "2/2", "--list"]) == 0
+    assert capsys.readouterr().out.split() == [c.run_id() for c in configs[1::2]]
+    assert sweep.main(["mqar_pairs", "--profile", "smoke", "--shard", "1/2", "--workers", "1",
+                       "--results-dir", results]) == 0
+    done = {p.stem for p in (tmp_path / "results").rglob("*.json")}
+    assert done == {c.key()[:16] for c in configs[0::2]}
+    assert f"[{len(done)}/{len(configs)} done" in capsys.readouterr().err
+    for bad in ("0/2", "3/2", "1/0", "a/b", "1/2/3", "1e3/2", ""):
+        with pytest.raises(SystemExit) as exit_info:
+            sweep.main(["mqar_pairs", "--profile", "smoke", "--shard", bad, "--list"])
+        assert exit_info.value.code == 2

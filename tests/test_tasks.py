@@ -230,3 +230,38 @@ def test_memorisation_with_two_token_keys():
             assert table[key] == x[t + 2] and y[t] == IGNORE_INDEX and y[t + 2] == IGNORE_INDEX
             assert y[t + 1] == (IGNORE_INDEX if key in seen else x[t + 2])
             seen.add(key)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_every_task_states_a_chance_level_and_a_learned_threshold_halfway_to_one(name):
+    config = base(name)
+    level = synthetic.chance(config)
+    assert 0 < level < 1
+    assert synthetic.learned_threshold(config) == pytest.approx(level + 0.5 * (1 - level))
+
+
+def test_mqar_chance_is_what_a_guess_among_the_example_values_scores():
+    config = synthetic.make_config("mqar", vocab_size=64, seq_len=64, num_kv_pairs=8)
+    inputs, labels = draw(config, n=4000)
+    values = inputs[:, 1:2 * 8:2]  # (B, N): the context's values
+    pick = torch.randint(8, labels.shape, generator=torch.Generator().manual_seed(1))
+    guess = values.gather(1, pick)  # a uniformly drawn context value at every position
+    asked = labels != IGNORE_INDEX
+    accuracy = float((guess == labels)[asked].double().mean())
+    assert accuracy == pytest.approx(synthetic.chance(config), abs=0.01)
+
+
+def test_memorisation_chance_is_the_most_frequent_value_of_the_table():
+    config = synthetic.make_config("memorisation", vocab_size=16, num_facts=40, key_tokens=2, seq_len=18)
+    _, values = memorisation.fact_table(config)
+    inputs, labels = draw(config, n=4000)
+    asked = labels != IGNORE_INDEX
+    accuracy = float((labels[asked] == values.bincount().argmax()).double().mean())
+    assert accuracy == pytest.approx(synthetic.chance(config), abs=0.02)
+    assert synthetic.chance(config) > 1 / 8  # 40 facts over 8 values: some value repeats
+
+
+def test_a_task_without_a_chance_level_cannot_register():
+    with pytest.raises(ValueError, match="chance level"):
+        synthetic.register(synthetic.Task(name="no_chance", config=type("C", (), {}), generate=lambda *a, **k: None,
+                                          summary="s"))

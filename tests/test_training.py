@@ -174,3 +174,15 @@ def test_an_unknown_compile_mode_names_the_choices():
 
     with pytest.raises(ConfigError, match="reduce-overhead"):
         TrainConfig(compile="fast")
+
+
+def test_loss_spikes_count_jumps_above_the_best_interval_mean():
+    from experiments.train import loss_spikes
+
+    curve = [{"train_loss": 3.0}, {"train_loss": 0.4}]
+    losses = torch.tensor([0.35, 0.5, 0.85, 0.95, 2.0, float("nan")])
+    # best 0.4: a spike needs > 0.8 (2x) and > 0.9 (+0.5 nats): 0.95 and 2.0 count, 0.85 does not
+    assert loss_spikes(losses, curve) == 2
+    assert loss_spikes(losses, []) == 0  # the first interval has nothing to compare with
+    low = [{"train_loss": 0.01}]
+    assert loss_spikes(torch.tensor([0.03, 0.05]), low) == 0  # 3-5x a near-zero loss is noise, not a spike

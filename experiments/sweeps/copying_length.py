@@ -1,22 +1,24 @@
 """Copying: length generalisation (Jelassi et al. 2024, arXiv 2402.01032).
 
 Train on short strings, test on the training lengths and on longer ones;
-accuracy by copy length for each variant. Learned absolute positions never
-see the longer positions in training, which bounds every variant here.
+accuracy by copy length for each variant, on the recall model (token shift)
+at the recipe's learning rates. Learned absolute positions never see the
+longer positions in training, which bounds every variant here.
 """
 
 from __future__ import annotations
 
-from experiments.sweeps._common import run
+from experiments.sweeps._common import MIXING, RECALL_MODEL, run
 
 VARIANTS = ("softmax", "rela_g", "linear", "relu_len")
 PROFILES = {
     "smoke": dict(train_len=4, test_len=6, seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
-                  model=dict(d_model=16, num_heads=2)),
-    "quick": dict(train_len=8, test_len=12, seeds=(0,), train=dict(steps=600, lr=3e-3, warmup_steps=50, eval_every=100),
-                  model=dict(d_model=64, num_heads=4)),
+                  model=dict(d_model=16, num_heads=2, **MIXING)),
+    "quick": dict(train_len=8, test_len=12, seeds=(0, 1), train=dict(steps=500, warmup_steps=50, eval_every=100),
+                  model=RECALL_MODEL),
     "full": dict(train_len=20, test_len=40, seeds=(0, 1, 2),
-                 train=dict(steps=5000, lr=1e-3, warmup_steps=200, eval_every=250), model=dict(d_model=128, num_heads=4)),
+                 train=dict(steps=5000, warmup_steps=200, eval_every=250), model=dict(d_model=128, num_heads=4,
+                                                                                      **MIXING)),
 }
 
 
