@@ -25,7 +25,7 @@ def plot(rows, out):
         chance_line(ax, rows)
     log_ticks(axes[0], [w for _, w in groups])
     axes[0].axvline(pairs * heads, color=COLORS["linear"], ls=":", lw=1)
-    axes[0].annotate(f"head_dim = {pairs} pairs", (pairs * heads, 0.9), rotation=90, fontsize=6,
+    axes[0].annotate(f"head_dim = {pairs} pairs", (pairs * heads, 0.4), rotation=90, fontsize=6,
                      color=COLORS["linear"])
     axes[0].set(xlabel=f"d_model ({heads} heads; linear feature dim = d_model/{heads})", ylabel="MQAR accuracy",
                 ylim=(0, 1.05))
