@@ -37,7 +37,11 @@ class Lost:
     reason: str
 
 
-def _init_worker(gpu_ids: Any = None) -> None:
+def _init_worker(gpu_ids: Any = None, pool_worker: bool = False) -> None:
+    if pool_worker:  # Ctrl-C is the parent's to handle: it stops the workers itself (see LocalExecutor.map)
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if gpu_ids is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())  # before CUDA is initialised in this process
     import torch
@@ -79,14 +83,25 @@ class LocalExecutor:
             for worker in range(self.workers):
                 gpu_ids.put(worker % self.gpus)
         with futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                         initargs=(gpu_ids,)) as pool:
+                                         initargs=(gpu_ids, True)) as pool:
             pending = {pool.submit(fn, *args): index for index, args in enumerate(calls)}
-            for done in futures.as_completed(pending):
-                try:
-                    outcome = done.result()
-                except futures.process.BrokenProcessPool as error:
-                    outcome = Lost(f"worker process died: {error}")
-                yield pending[done], outcome
+            try:
+                for done in futures.as_completed(pending):
+                    try:
+                        outcome = done.result()
+                    except futures.process.BrokenProcessPool as error:
+                        outcome = Lost(f"worker process died: {error}")
+                    yield pending[done], outcome
+            except (KeyboardInterrupt, GeneratorExit):
+                # interrupted: stop the workers now rather than wait for their runs (their locks go
+                # stale with them; each run resumes from its last checkpoint next time)
+                workers = list(getattr(pool, "_processes", {}).values())
+                for process in workers:
+                    process.terminate()
+                for process in workers:
+                    process.join(timeout=10)
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:

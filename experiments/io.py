@@ -41,3 +41,21 @@ def _umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def quarantine(path: str | os.PathLike, reason: str) -> Path | None:
+    """Move a file (or folder) that cannot be trusted aside, to ``<name>.corrupt-<time>``, with one warning.
+
+    Returns the new path, or None if it vanished meanwhile (another runner moved it first).
+    """
+    import sys
+    import time
+
+    path = Path(path)
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    print(f"warning: {path} {reason}; moved aside to {target.name}", file=sys.stderr)
+    return target

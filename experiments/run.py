@@ -25,7 +25,7 @@ import synthetic
 from experiments import attention
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
-from experiments.runs import RunConfig, describe, result_path, run
+from experiments.runs import LockTimeout, RunConfig, describe, result_path, run
 from experiments.train import TrainConfig, resolve_device
 
 
@@ -88,6 +88,8 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--force", action="store_true", help="run even if the result is cached, replacing it")
     parser.add_argument("--dry-run", action="store_true", help="print the config and its cache path, run nothing")
+    parser.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up (exit 1) after waiting this long for another runner's lock on this run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON instead of a summary")
     groups = {
@@ -115,6 +117,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
     attention_name = _choose(argv, "--attention", attention.names(include_aliases=True), "softmax")
     parser, groups = build_parser(task_name, attention_name)
     args = parser.parse_args(argv)
+    if args.lock_timeout is not None and not (0 <= args.lock_timeout <= 1e7):
+        parser.error(f"--lock-timeout must be in [0, 1e7] seconds, got {args.lock_timeout}")
     values = vars(args)
     picked = {group: {name: values[name] for name in fields if name in values} for group, fields in groups.items()}
     try:
@@ -135,7 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"key": config.key(), "path": str(result_path(config, args.results_dir)),
                           "config": config.to_dict()}, indent=1))
         return 0
-    result, cached = run(config, root=args.results_dir, progress=not args.no_progress, force=args.force)
+    try:
+        result, cached = run(config, root=args.results_dir, progress=not args.no_progress, force=args.force,
+                             lock_timeout=args.lock_timeout)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {config.run_id()} resumes from its last checkpoint when run again", file=sys.stderr)
+        return 130
+    except LockTimeout as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result, indent=1))
     else:

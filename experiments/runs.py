@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -31,7 +32,7 @@ import torch
 import synthetic
 from experiments import attention
 from experiments.config import ConfigError, from_dict, stable_hash
-from experiments.io import atomic_write_text
+from experiments.io import atomic_write_text, quarantine
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, resolve_device, train
 
@@ -111,25 +112,30 @@ def result_path(config: RunConfig, root: str | os.PathLike | None = None) -> Pat
     return results_dir(root) / config.task_name / f"{config.key()[:16]}.json"
 
 
-REQUIRED_FIELDS = ("key", "config", "status", "final", "curve")
+REQUIRED_FIELDS = {"key": str, "config": dict, "status": str, "final": dict, "curve": list}
 
 
 def load_result(config: RunConfig, root: str | os.PathLike | None = None) -> dict[str, Any] | None:
     """The cached result of ``config``, or None if it has not been run.
 
-    A file that is not valid JSON or lacks a result's fields (truncated by a
-    crash that bypassed the atomic write, or edited by hand) is treated as
-    missing, with a warning, so the run is done again and the file replaced.
+    Anything at the result path that is not a result of the right shape (not
+    JSON, truncated by a crash that bypassed the atomic write, a JSON list, a
+    field of the wrong type, a folder, edited by hand) is moved aside to
+    ``<name>.corrupt-<time>`` with one warning, and the run is done again.
     """
     path = result_path(config, root)
     if not path.exists():
         return None
     try:
-        result = json.loads(path.read_text())
-        if not isinstance(result, dict) or any(field not in result for field in REQUIRED_FIELDS):
-            raise ValueError(f"missing fields {[f for f in REQUIRED_FIELDS if f not in result]}")
-    except ValueError as error:
-        print(f"warning: {path} is corrupt ({error}); the run will be redone", file=sys.stderr)
+        result = json.loads(path.read_bytes())
+        if not isinstance(result, dict):
+            raise ValueError(f"holds a JSON {type(result).__name__}, not an object")
+        wrong = [f"{f} ({kind.__name__} expected)" for f, kind in REQUIRED_FIELDS.items()
+                 if not isinstance(result.get(f), kind)]
+        if wrong:
+            raise ValueError(f"missing or mistyped fields {wrong}")
+    except (OSError, ValueError) as error:  # OSError: a folder or an unreadable file; ValueError: not a result
+        quarantine(path, f"is not a result ({error}); the run will be redone")
         return None
     if result.get("key") != config.key():
         raise RuntimeError(f"{path} holds key {result.get('key')!r}, not {config.key()!r}: a key-prefix collision")
@@ -172,34 +178,60 @@ class Locked(Exception):
     """Another live process holds the run's lock (raised only when not waiting)."""
 
 
+class LockTimeout(RuntimeError):
+    """Waited longer than the lock timeout for another runner's lock."""
+
+
 def lock_path(config: RunConfig, root) -> Path:
     return result_path(config, root).with_suffix(".lock")
 
 
 HEARTBEAT_SECONDS = 30.0  # a lock's holder refreshes its mtime this often
-STALE_AFTER_SECONDS = 300.0  # a lock from another host not refreshed for this long is stale
+STALE_AFTER_SECONDS = 300.0  # a lock not refreshed for this long is stale, whoever it names
+
+
+def read_lock(path: Path) -> tuple[str | None, int | None, float]:
+    """``(host, pid, age in seconds)`` of a lock file; host and pid are None if it does not parse.
+
+    Raises FileNotFoundError if the lock is gone.
+    """
+    age = time.time() - path.stat().st_mtime
+    try:
+        parts = path.read_bytes()[:200].decode("utf-8", "replace").split()
+    except IsADirectoryError:
+        parts = []
+    if len(parts) == 2 and parts[1].isdecimal() and len(parts[1]) <= 9:
+        return parts[0], int(parts[1]), age
+    return None, None, age
 
 
 def holder_alive(path: Path) -> bool:
     """Whether the lock's holder (``host pid``) still runs.
 
-    On this host the pid is checked. A holder on another host (a job on a
-    shared file system) is alive while it keeps refreshing the lock's mtime.
+    Every live holder refreshes the lock's mtime every
+    :data:`HEARTBEAT_SECONDS`, so a lock not refreshed for
+    :data:`STALE_AFTER_SECONDS` is stale whatever it says: one that does not
+    parse (empty, garbage, half written), one from another host whose job
+    died, or one naming a live process that is no runner (pid 1, a reused
+    pid). On this host a pid that is gone, or this process's own pid (it runs
+    one run at a time, so such a lock is a leftover), is stale at once.
     """
     try:
-        host, pid = path.read_text().split()
-        age = time.time() - path.stat().st_mtime
-    except (OSError, ValueError):
-        return True  # being written this instant: treat as held
-    if host != platform.node():
-        return age < STALE_AFTER_SECONDS
+        host, pid, age = read_lock(path)
+    except FileNotFoundError:
+        return False
+    fresh = age < STALE_AFTER_SECONDS
+    if host is None or host != platform.node():
+        return fresh
+    if pid == os.getpid():
+        return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except (PermissionError, OverflowError):
+        pass
+    return fresh
 
 
 class _Heartbeat(threading.Thread):
@@ -215,6 +247,15 @@ class _Heartbeat(threading.Thread):
                 os.utime(self.path)
             except OSError:
                 return
+
+
+def _holder(lock: Path) -> str:
+    try:
+        host, pid, age = read_lock(lock)
+    except FileNotFoundError:
+        return "released"
+    who = f"held by pid {pid} on {host}" if host is not None else "held (unreadable lock)"
+    return f"{who}, last refreshed {age:.0f} s ago"
 
 
 def _acquire(path: Path) -> bool:
@@ -235,7 +276,8 @@ def _acquire(path: Path) -> bool:
 
 
 def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: bool = True,
-        force: bool = False, wait: bool = True, poll_seconds: float = 0.5) -> tuple[dict[str, Any], bool]:
+        force: bool = False, wait: bool = True, poll_seconds: float = 0.5,
+        lock_timeout: float | None = None) -> tuple[dict[str, Any], bool]:
     """Run ``config`` unless its result is cached; returns ``(result, was_cached)``.
 
     A lock file beside the result keeps concurrent runners (processes, or
@@ -243,10 +285,13 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
     live process holds it, this call waits for that result (or raises
     :class:`Locked` when ``wait`` is False); a lock left by a killed process
     is taken over (same host: its pid is gone; another host: it stopped
-    refreshing the lock for :data:`STALE_AFTER_SECONDS`).
+    refreshing the lock for :data:`STALE_AFTER_SECONDS`). While waiting it
+    says once a minute who holds the lock and for how long; after
+    ``lock_timeout`` seconds of waiting it raises :class:`LockTimeout`.
     """
     resolve_device(config.train.device)  # a device this machine lacks is an error before anything is locked
     lock = lock_path(config, root)
+    waiting_since = last_said = time.monotonic()
     while True:
         if not force:
             cached = load_result(config, root)
@@ -256,6 +301,13 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
             break
         if not wait:
             raise Locked(config.run_id())
+        now = time.monotonic()
+        if lock_timeout is not None and now - waiting_since > lock_timeout:
+            raise LockTimeout(f"{config.run_id()}: waited {now - waiting_since:.0f} s for {lock} ({_holder(lock)}); "
+                              "gave up (--lock-timeout)")
+        if now - last_said >= 60:
+            last_said = now
+            print(f"waiting for {lock}: {_holder(lock)}, for {now - waiting_since:.0f} s so far", file=sys.stderr)
         time.sleep(poll_seconds)
     heartbeat = _Heartbeat(lock)
     heartbeat.start()
@@ -264,16 +316,38 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
             cached = load_result(config, root)
             if cached is not None:
                 return cached, True
-        result = _train_and_record(config, root, progress)
+        result = _train_and_record(config, root, progress, fresh=force)
     finally:
         heartbeat.stopped.set()
         lock.unlink(missing_ok=True)
     return result, False
 
 
-def _train_and_record(config: RunConfig, root, progress: bool) -> dict[str, Any]:
+def finite_json(data: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``data`` with every non-finite float replaced by None, and the dotted names of those fields."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None, [path or "(value)"]
+    if isinstance(data, dict):
+        out, bad = {}, []
+        for key, value in data.items():
+            out[key], found = finite_json(value, f"{path}.{key}" if path else str(key))
+            bad += found
+        return out, bad
+    if isinstance(data, (list, tuple)):
+        out, bad = [], []
+        for index, value in enumerate(data):
+            item, found = finite_json(value, f"{path}[{index}]")
+            out.append(item)
+            bad += found
+        return out, bad
+    return data, []
+
+
+def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     checkpoint = result_path(config, root).with_suffix(".ckpt")  # an interrupted run resumes from here
+    if fresh:
+        checkpoint.unlink(missing_ok=True)  # --force: never resume, whatever a checkpoint holds
     outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint)
     failure_path(config, root).unlink(missing_ok=True)
     result = {
@@ -289,6 +363,9 @@ def _train_and_record(config: RunConfig, root, progress: bool) -> dict[str, Any]
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
     }
+    result, non_finite = finite_json(result)
+    if non_finite:
+        result["non_finite_fields"] = non_finite  # written as null; named here
     atomic_write_text(result_path(config, root), json.dumps(result, indent=1, allow_nan=False) + "\n")
     checkpoint.unlink(missing_ok=True)
     return result
@@ -300,8 +377,11 @@ def describe(result: dict[str, Any]) -> str:
     lines = [f"run      {result['run_id']}", f"status   {result['status']}"
              + (f" at step {result['diverged_at_step']}" if result.get("diverged_at_step") else "")]
     lines.append(f"steps    {result['steps_run']} of {result['config']['train']['steps']}")
-    if final:
+    if "test_accuracy" in final:
         lines.append(f"test     accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
+    elif "last_finite" in final:
+        last = final["last_finite"]
+        lines.append(f"last     finite evaluation at step {last['step']}: accuracy {last['test_accuracy']:.4f}")
     try:
         task = synthetic.config_from_dict(result["config"]["task"])
     except (ConfigError, KeyError, TypeError):

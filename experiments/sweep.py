@@ -26,6 +26,8 @@ import itertools
 import json
 import os
 import pkgutil
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -135,14 +137,15 @@ def _flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return items
 
 
-def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True) -> str:
+def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
+             lock_timeout: float | None = None) -> str:
     """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on.
 
     With ``wait=False`` a run another process holds is skipped and reported as ``locked``.
     """
     config = RunConfig.from_dict(config_dict)
     try:
-        result, cached = run(config, root=root, progress=False, wait=wait)
+        result, cached = run(config, root=root, progress=False, wait=wait, lock_timeout=lock_timeout)
     except Locked:
         return LOCKED
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
@@ -217,7 +220,7 @@ class Throttle:
 
 
 def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
-            root: str | None = None) -> dict[str, list[str]]:
+            root: str | None = None, lock_timeout: float | None = None) -> dict[str, list[str]]:
     """Run every config that has no cached result on ``executor`` (default: local, ``workers`` processes).
 
     First pass: runs held by another runner are skipped; second pass: wait
@@ -236,7 +239,7 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
         if not todo:
             break
         skipped = []
-        calls = [(c.to_dict(), root, wait) for c in todo]
+        calls = [(c.to_dict(), root, wait, lock_timeout) for c in todo]
         for index, message in executor.map(_run_one, calls, on_poll=report):
             config = todo[index]
             if isinstance(message, Lost):
@@ -316,6 +319,10 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
     return out.getvalue()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _parse_shard(text: str) -> tuple[int, int] | None:
     """``"K/N"`` -> ``(K, N)``, or None if it is not two integers with 1 <= K <= N <= 100000."""
     parts = text.split("/")
@@ -340,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="run only the K-th of N interleaved slices of the sweep (1 <= K <= N) and write no "
                              "CSV: for doing a long sweep in chunks, e.g. one per job; collect with a plain run")
+    parser.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                        help="a run waiting longer than this for another runner's lock fails (recorded) instead")
     jobs = parser.add_argument_group("executor")
     jobs.add_argument("--executor", default="local", choices=EXECUTORS,
                       help="local processes, SLURM array jobs, or submitit's local executor (default local)")
@@ -354,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("workers", "time_min", "cpus_per_job"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.lock_timeout is not None and not (0 <= args.lock_timeout <= 1e7):
+        parser.error(f"--lock-timeout must be in [0, 1e7] seconds, got {args.lock_timeout}")
     if args.gpus_per_job < 0:
         parser.error(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
     if args.executor != "slurm" and args.partition:
@@ -395,7 +406,17 @@ def main(argv: list[str] | None = None) -> int:
                                  folder=args.submitit_dir or results_dir(args.results_dir) / ".submitit" / sweep_name)
     except (ImportError, RuntimeError) as error:
         parser.error(str(error))
-    outcome = run_all(configs, executor=executor, root=args.results_dir)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
+    try:
+        outcome = run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout)
+    except KeyboardInterrupt:
+        counts = Progress(configs, args.results_dir).counts()
+        command = " ".join(shlex.quote(a) for a in ["python", "-m", "experiments.sweep", *(argv or sys.argv[1:])])
+        print(f"\ninterrupted: {counts['done']} of {counts['total']} runs done, {counts['total'] - counts['done']} "
+              f"left (an interrupted run resumes from its last checkpoint); resume with: {command}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if outcome["lost"]:
         print(f"error: {len(outcome['lost'])} run(s) lost their worker (e.g. {outcome['lost'][0]}); nothing was "
               "written for them: rerun the sweep to do them (finished runs are kept)", file=sys.stderr)

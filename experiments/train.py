@@ -32,9 +32,11 @@ from tqdm.auto import tqdm
 import synthetic
 from experiments import metrics
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
+from experiments.io import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_LR = 10.0  # past this AdamW's step overflows float32 on the first update
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
@@ -58,7 +60,8 @@ class TrainConfig:
         check_choices(self)
         require(self.steps >= 1, f"steps must be positive, got {self.steps}")
         require(self.batch_size >= 1, f"batch_size must be positive, got {self.batch_size}")
-        require(self.lr > 0, f"lr must be positive, got {self.lr}")
+        require(math.isfinite(self.lr) and 0 < self.lr <= MAX_LR,
+                f"lr must be in (0, {MAX_LR:g}], got {self.lr}")
         require(0 <= self.warmup_steps <= self.steps,
                 f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
         require(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
@@ -208,13 +211,20 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     status, diverged_at, steps_run, spikes = "finished", None, 0, 0
     recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    earlier_seconds = 0.0  # training time before a resume, so a resumed run reports its whole time
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        stream.set_state(saved["stream"].to(stream.get_state().device))
-        curve, steps_run, spikes = saved["curve"], saved["step"], saved.get("loss_spikes", 0)
+        try:
+            # weights_only: a checkpoint is tensors and plain types, so a planted pickle cannot run code here
+            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+            stream.set_state(saved["stream"].to(stream.get_state().device))
+            curve, steps_run = list(saved["curve"]), int(saved["step"])
+            spikes, earlier_seconds = int(saved.get("loss_spikes", 0)), float(saved.get("train_seconds", 0.0))
+        except Exception as error:  # noqa: BLE001 - anything that does not load safely is set aside
+            quarantine(checkpoint, f"does not load as a checkpoint of this run ({type(error).__name__})")
+            return train(task, model_config, config, progress=progress, checkpoint=checkpoint)
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(steps_run, config.steps):
@@ -244,7 +254,13 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 status = "diverged"
                 break
             spikes += loss_spikes(losses, curve)
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                status, diverged_at = "diverged", steps_run  # finite losses, but the weights overflowed
+                break
             scores = evaluate(model, task, test, autocast=autocast)
+            if not math.isfinite(scores["test_loss"]):
+                status, diverged_at = "diverged", steps_run  # the test loss overflowed at this evaluation
+                break
             point = {"step": steps_run, "train_loss": float(losses.mean()), **scores}
             if not torch.equal(both[:, 0], both[:, 1]):
                 point["train_objective"] = float(both[:, 1].mean())
@@ -252,14 +268,17 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                               "schedule": schedule.state_dict(), "stream": stream.get_state(),
-                                              "curve": curve, "step": steps_run, "loss_spikes": spikes})
+                                              "curve": curve, "step": steps_run, "loss_spikes": spikes,
+                                              "train_seconds": earlier_seconds + time.perf_counter() - started})
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
                 status = "reached_target"
                 break
     bar.close()
 
-    final = {}
+    final: dict[str, Any] = {}
+    if status == "diverged" and curve:
+        final = {"last_finite": curve[-1]}  # the last evaluation before the divergence, all finite
     if status != "diverged" and curve:
         final = {"train_loss": curve[-1]["train_loss"], **evaluate(model, task, test, autocast=autocast, detailed=True)}
     return {
@@ -269,7 +288,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         "steps_run": steps_run,
         "final": final,
         "curve": curve,
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": earlier_seconds + time.perf_counter() - started,
         "num_parameters": model.num_parameters(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

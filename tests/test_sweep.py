@@ -150,9 +150,14 @@ def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path):
     config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
     lock = runs.result_path(config, tmp_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True)
-    lock.write_text(f"{platform.node()} {os.getpid()}")  # held by a live process: this one
-    with pytest.raises(runs.Locked):
-        runs.run(config, root=tmp_path, progress=False, wait=False)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{platform.node()} {holder.pid}")  # held by a live process that keeps it fresh
+        with pytest.raises(runs.Locked):
+            runs.run(config, root=tmp_path, progress=False, wait=False)
+    finally:
+        holder.kill()
+        holder.wait()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(f"{platform.node()} {dead.pid}")  # its holder has exited

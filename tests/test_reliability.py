@@ -1,0 +1,189 @@
+"""Faults a shared results folder or a careless command line can bring: each is contained, none takes a sweep over.
+
+One test per fault: a planted pickle in a checkpoint, divergence at an
+evaluation, an out-of-range learning rate, lock files that cannot be
+trusted, files of the wrong shape at a result path, Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments import runs, sweep, train
+from experiments.config import ConfigError
+from experiments.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smoke_config():
+    return next(c for c in sweep.sweep_configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
+
+
+class Planted:
+    """Unpickling this writes a marker file: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+def test_a_planted_pickle_checkpoint_runs_no_code_and_is_set_aside(tmp_path, capsys):
+    config = smoke_config()
+    marker = tmp_path / "pwned"
+    checkpoint = runs.result_path(config, tmp_path).with_suffix(".ckpt")
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"model": Planted(str(marker)), "step": 1}, checkpoint)
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not marker.exists(), "loading the checkpoint ran code"
+    assert not cached and result["status"] in ("finished", "reached_target")
+    assert len(list(checkpoint.parent.glob("*.ckpt.corrupt-*"))) == 1
+    assert capsys.readouterr().err.count("moved aside") == 1
+
+
+def test_a_checkpoint_written_by_training_loads_safely_and_resumes(tmp_path):
+    config = smoke_config()
+    checkpoint = tmp_path / "run.ckpt"
+    first = train.train(config.task, config.model, config.train, progress=False, checkpoint=checkpoint)
+    saved = torch.load(checkpoint, weights_only=True)  # tensors and plain types only
+    assert saved["step"] == first["steps_run"] and saved["train_seconds"] > 0
+
+
+def test_a_non_finite_test_loss_at_an_evaluation_is_a_divergence_not_a_crash_loop(tmp_path, monkeypatch):
+    config = smoke_config()
+    real = train.evaluate
+    calls = []
+
+    def overflowing(*args, **kwargs):
+        scores = real(*args, **kwargs)
+        calls.append(1)
+        return {**scores, "test_loss": math.inf} if len(calls) == 2 else scores
+
+    monkeypatch.setattr(train, "evaluate", overflowing)
+    result, _ = runs.run(config, root=tmp_path, progress=False)
+    assert result["status"] == "diverged" and result["diverged_at_step"] == 2 * config.train.eval_every
+    assert result["final"]["last_finite"]["step"] == config.train.eval_every
+    written = json.loads(runs.result_path(config, tmp_path).read_text())  # strict JSON: no NaN, no Infinity
+    assert written["status"] == "diverged"
+    assert not runs.result_path(config, tmp_path).with_suffix(".ckpt").exists()
+    monkeypatch.setattr(train, "evaluate", real)
+    again, cached = runs.run(config, root=tmp_path, progress=False, force=True)  # --force starts clean
+    assert not cached and again["status"] != "diverged"
+
+
+def test_non_finite_numbers_are_written_as_null_with_their_field_named():
+    data, bad = runs.finite_json({"a": 1.0, "b": [0.5, math.nan], "c": {"d": -math.inf}, "e": "x"})
+    assert data == {"a": 1.0, "b": [0.5, None], "c": {"d": None}, "e": "x"}
+    assert bad == ["b[1]", "c.d"]
+
+
+@pytest.mark.parametrize("lr", [1e38, 1e10, math.inf, math.nan, 0.0, -1e-3])
+def test_learning_rates_outside_the_stated_range_are_refused(lr):
+    with pytest.raises(ConfigError, match=r"lr must be in \(0, 10\]"):
+        TrainConfig(lr=lr)
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "host", "a b c", "\x00\xff", f"{platform.node()} 1"])
+def test_an_untrustworthy_lock_is_stale_once_its_heartbeat_stops(tmp_path, content):
+    lock = tmp_path / "x.lock"
+    lock.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert runs.holder_alive(lock)  # fresh: it may be being written, or its holder is alive
+    old = time.time() - runs.STALE_AFTER_SECONDS - 1
+    os.utime(lock, (old, old))
+    assert not runs.holder_alive(lock)  # pid 1, garbage, empty: nobody refreshed it, so nobody holds it
+
+
+def test_a_lock_naming_this_process_is_never_waited_on(tmp_path):
+    config = smoke_config()
+    lock = runs.lock_path(config, tmp_path)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{platform.node()} {os.getpid()}")
+    result, cached = runs.run(config, root=tmp_path, progress=False, wait=True, lock_timeout=5)
+    assert not cached and not lock.exists()
+
+
+def test_waiting_for_a_live_lock_is_bounded_by_the_lock_timeout(tmp_path):
+    config = smoke_config()
+    lock = runs.lock_path(config, tmp_path)
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{platform.node()} {holder.pid}")
+        started = time.monotonic()
+        with pytest.raises(runs.LockTimeout, match=f"pid {holder.pid}"):
+            runs.run(config, root=tmp_path, progress=False, lock_timeout=0.5, poll_seconds=0.1)
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not runs.result_path(config, tmp_path).exists()
+
+
+@pytest.mark.parametrize("plant", ["list", "shape", "folder", "binary"])
+def test_a_wrong_file_at_a_result_path_is_set_aside_once_and_the_run_redone(tmp_path, capsys, plant):
+    config = smoke_config()
+    path = runs.result_path(config, tmp_path)
+    path.parent.mkdir(parents=True)
+    if plant == "list":
+        path.write_text("[1, 2, 3]")
+    elif plant == "shape":
+        path.write_text(json.dumps({"key": config.key(), "config": {}, "status": "finished", "final": [],
+                                    "curve": []}))
+    elif plant == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\x80\x81\xff")
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not cached and result["key"] == config.key()
+    assert json.loads(path.read_text())["key"] == config.key()
+    assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
+    assert capsys.readouterr().err.count("moved aside") == 1
+
+
+def test_ctrl_c_in_a_sweep_prints_one_line_and_exits_130(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_all", interrupted)
+    code = sweep.main(["mqar_pairs", "--profile", "smoke", "--workers", "1", "--csv", str(tmp_path / "o.csv"),
+                       "--results-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "resume with:" in err
+
+
+def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
+    spec = {"base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2,
+                              "num_test_examples": 32},
+                     "model": {"d_model": 16, "num_heads": 2},
+                     "train": {"steps": 1500, "batch_size": 8, "warmup_steps": 1, "eval_every": 100,
+                               "target_accuracy": 0.0}},
+            "grid": {"train.seed": [0, 1, 2, 3]}}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
+            "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    process.send_signal(2)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the sweep finished before the interrupt")
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert sum("resume with:" in line for line in err.splitlines()) == 1
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "r")], capture_output=True, text=True).stdout
+    assert not leftover.strip(), "workers outlived the interrupted sweep"
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
