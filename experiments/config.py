@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +48,49 @@ def check_choices(config: Any) -> None:
             )
 
 
+MAX_MAGNITUDE = 10**9  # no knob takes a value beyond this (an int past it would hang or exhaust memory first)
+
+
+def _allowed(hint: Any) -> tuple[tuple[type, ...], bool]:
+    """The scalar types a field annotation admits, and whether it admits None."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return tuple(o for o in options if o is not type(None)), type(None) in options
+
+
+def check_values(config: Any, where: str, values: Mapping[str, Any] | None = None) -> None:
+    """Every scalar field has its annotated type and, if a number, is finite and at most 1e9 in size.
+
+    ``config`` is a config instance, or a config class with the ``values``
+    about to build it (so a wrong type is reported before ``__post_init__``
+    compares it with anything). ``where`` names the config in the message
+    (``train``, ``task``, ...). A bool is not an int here and a string is not a
+    number, so a sweep file's ``"steps": "5"`` or ``true`` is an error, not
+    one step. Fields of other kinds (nested configs) are left to their own checks.
+    """
+    cls = config if isinstance(config, type) else type(config)
+    hints = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if values is not None and f.name not in values:
+            continue  # the default: valid by construction
+        value = values[f.name] if values is not None else getattr(config, f.name)
+        kinds, optional = _allowed(hints[f.name])
+        if not kinds or not all(k in (int, float, bool, str) for k in kinds):
+            continue
+        name = f"{where}.{f.name}"
+        if value is None:
+            require(optional, f"{name} must be set, got None")
+            continue
+        if isinstance(value, bool):
+            require(bool in kinds, f"{name} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+            continue
+        if isinstance(value, int) and (int in kinds or float in kinds) or isinstance(value, float) and float in kinds:
+            require(not isinstance(value, float) or math.isfinite(value), f"{name} must be finite, got {value!r}")
+            require(abs(value) <= MAX_MAGNITUDE, f"{name}={value!r} is out of range (|value| <= {MAX_MAGNITUDE:g})")
+            continue
+        require(isinstance(value, str) and str in kinds,
+                f"{name} must be {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__} {value!r}")
+
+
 def field_types(cls: type) -> dict[str, Any]:
     """Resolved type hints of a dataclass (annotations are strings here)."""
     return typing.get_type_hints(cls)
@@ -59,6 +104,7 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
         raise ConfigError(
             f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}"
         )
+    check_values(cls, cls.__name__, data)
     return cls(**data)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from experiments import attention
-from experiments.config import ConfigError, check_choices, param, require
+from experiments.config import ConfigError, check_choices, check_values, param, require
 
 _ACTIVATIONS = {
     "gelu": torch.nn.functional.gelu,
@@ -76,6 +76,7 @@ class ModelConfig:
             raise ConfigError(f"ModelConfig: unknown key(s) {unknown}; valid keys are {valid}")
         if "attention" in data:
             data["attention"] = attention.config_from_dict(data["attention"])
+        check_values(cls, "model", data)
         return cls(**data)
 
 

@@ -31,7 +31,7 @@ import torch
 
 import synthetic
 from experiments import attention
-from experiments.config import ConfigError, from_dict, stable_hash
+from experiments.config import ConfigError, check_values, from_dict, stable_hash
 from experiments.io import atomic_write_text, quarantine
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, resolve_device, train
@@ -48,6 +48,9 @@ class RunConfig:
 
     def __post_init__(self):
         synthetic.name_of(self.task)  # raises ConfigError for anything else
+        for where, part in (("task", self.task), ("model", self.model), ("model.attention", self.model.attention),
+                            ("train", self.train)):
+            check_values(part, where)
 
     @property
     def task_name(self) -> str:
@@ -100,6 +103,59 @@ class RunConfig:
         )
         return (f"{self.task_name}-{self.attention_name}-{knobs}-d{self.model.d_model}"
                 f"-h{self.model.num_heads}-s{self.train.seed}-{self.key()[:8]}")
+
+
+def estimated_bytes(config: RunConfig) -> dict[str, int]:
+    """A rough upper estimate of a run's memory: parameters with their gradients and AdamW moments, activations.
+
+    Activations count every layer's residual-width tensors, its MLP, a
+    materialised (B, H, T, T) attention map with its backward, and the
+    logits; enough to refuse a config that cannot fit before anything is
+    allocated, not to predict the peak.
+    """
+    task, model, train = config.task, config.model, config.train
+    vocab, width, layers, ratio = task.vocab_size, model.d_model, model.num_layers, model.mlp_ratio
+    length = max(task.seq_len, getattr(task, "source_len", 0))
+    stacks = 2 if synthetic.kind_of(task) == "seq2seq" else 1
+    parameters = 2 * vocab * width + 2 * length * width + stacks * layers * (4 + 2 * ratio + 4) * width * width
+    batch = max(train.batch_size, min(task.num_test_examples, 250))  # evaluation runs in chunks of 250
+    activations = 4 * stacks * layers * batch * length * (width * (12 + 3 * ratio) + 3 * model.num_heads * length)
+    activations += 4 * 3 * batch * length * vocab
+    return {"parameters": 16 * parameters, "activations": activations, "total": 16 * parameters + activations}
+
+
+def available_bytes(device: str) -> int:
+    """Memory of the device a run trains on: the GPU's, or this machine's physical memory."""
+    if device == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(config: RunConfig) -> None:
+    """Refuse (ConfigError) a config whose estimated memory is over 90% of what its device has."""
+    need, have = estimated_bytes(config), available_bytes(config.device_type())
+    if need["total"] > 0.9 * have:
+        gib = 2**30
+        raise ConfigError(f"{config.run_id()} needs about {need['total'] / gib:.1f} GiB (parameters and optimiser "
+                          f"{need['parameters'] / gib:.1f}, activations {need['activations'] / gib:.1f}); this "
+                          f"{config.device_type()} has {have / gib:.1f} GiB: use a smaller width, batch, length or "
+                          "vocabulary")
+
+
+def check_results_dir(override: str | os.PathLike | None) -> Path:
+    """The results folder, created if missing; ConfigError if it is empty, not a folder or not writable."""
+    if override is not None and str(override).strip() == "":
+        raise ConfigError("--results-dir is empty; give a folder (default: $RESULTS_DIR or results/)")
+    path = results_dir(override)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"results folder {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"results folder {path} cannot be created ({error.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"results folder {path} is not writable")
+    return path
 
 
 def results_dir(override: str | os.PathLike | None = None) -> Path:

@@ -24,6 +24,7 @@ import importlib
 import io
 import itertools
 import json
+import math
 import os
 import pkgutil
 import shlex
@@ -38,8 +39,8 @@ from experiments import runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
-from experiments.runs import (Locked, RunConfig, describe, failure_path, load_result, record_failure, result_path,
-                             results_dir, run)
+from experiments.runs import (Locked, RunConfig, check_fits, check_results_dir, describe, failure_path, load_result,
+                             record_failure, result_path, results_dir, run)
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -82,7 +83,10 @@ def _set_dotted(data: dict[str, Any], path: str, value: Any, where: str) -> None
     data[leaf] = value
 
 
-def file_configs(path: str | os.PathLike) -> list[RunConfig]:
+MAX_RUNS = 10_000  # a sweep file larger than this is more likely a typo than a plan
+
+
+def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[RunConfig]:
     """The configs of a sweep file: JSON with ``base`` (a partial run config), and ``grid``
     (dotted field -> list of values, crossed) and/or ``runs`` (a list of partial configs
     laid over ``base``)::
@@ -107,9 +111,14 @@ def file_configs(path: str | os.PathLike) -> list[RunConfig]:
         raise ConfigError(f"{where}: 'base' and 'grid' must be JSON objects")
     if not isinstance(overlays, list) or not overlays or not all(isinstance(o, dict) for o in overlays):
         raise ConfigError(f"{where}: 'runs' must be a non-empty list of JSON objects")
+    if "grid" in spec and not grid:
+        raise ConfigError(f"{where}: 'grid' is empty; give each field to cross a list of values, or leave 'grid' out")
     for field, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid values of {field!r} must be a non-empty list, got {values!r}")
+    size = len(overlays) * math.prod(len(values) for values in grid.values())
+    if size > MAX_RUNS and not allow_large:
+        raise ConfigError(f"{where}: {size} runs; more than {MAX_RUNS} needs --allow-large")
     configs = []
     for overlay in overlays:
         for values in itertools.product(*grid.values()):
@@ -347,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="run only the K-th of N interleaved slices of the sweep (1 <= K <= N) and write no "
                              "CSV: for doing a long sweep in chunks, e.g. one per job; collect with a plain run")
+    parser.add_argument("--allow-large", action="store_true", help=f"run a sweep file of more than {MAX_RUNS} runs")
     parser.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
                         help="a run waiting longer than this for another runner's lock fails (recorded) instead")
     jobs = parser.add_argument_group("executor")
@@ -381,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_file:
             if args.profile is not None:
                 raise ConfigError("--profile applies to sweep modules; a sweep file lists its runs itself")
-            configs, sweep_name, profile = file_configs(args.name), Path(args.name).stem, "file"
+            configs, sweep_name, profile = file_configs(args.name, args.allow_large), Path(args.name).stem, "file"
         else:
             profile = args.profile or "quick"
             configs, sweep_name = sweep_configs(args.name, profile), args.name
@@ -390,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor != "local":  # jobs may run on other machines: pin 'auto' to the jobs' device
         device = "cuda" if args.gpus_per_job else "cpu"
         configs = [c.on(device) if c.train.device == "auto" else c for c in configs]
+    try:
+        check_results_dir(args.results_dir)
+        if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs
+            for config in configs:
+                check_fits(config)
+    except ConfigError as error:
+        parser.error(str(error))
     everything = configs
     if shard is not None:
         configs = configs[shard[0] - 1::shard[1]]

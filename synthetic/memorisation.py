@@ -46,7 +46,7 @@ class MemorisationConfig:
 
     def __post_init__(self):
         require(self.vocab_size >= 4, f"vocab_size must be at least 4, got {self.vocab_size}")
-        require(self.key_tokens >= 1, f"key_tokens must be positive, got {self.key_tokens}")
+        require(1 <= self.key_tokens <= 8, f"key_tokens must be in [1, 8], got {self.key_tokens}")
         keys = (self.vocab_size // 2 - 1) ** self.key_tokens
         require(keys <= 10**7, f"(V/2-1)**key_tokens = {keys} key tuples is too many to enumerate; use fewer")
         require(1 <= self.num_facts <= keys,

@@ -187,3 +187,58 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
     assert not leftover.strip(), "workers outlived the interrupted sweep"
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num-layers", "99999999999"], "num_layers=99999999999 is out of range"),
+    (["--power-a", "inf"], "power_a must be finite"),
+    (["--weight-decay", "nan"], "weight_decay must be"),
+    (["--steps", "99999999999999"], "steps=99999999999999 is out of range"),
+    (["--d-model", "100000"], "needs about"),
+    (["--task", "memorisation", "--key-tokens", "99999999999"], "key_tokens=99999999999 is out of range"),
+    (["--task", "memorisation", "--key-tokens", "9"], "key_tokens must be in [1, 8]"),
+    (["--results-dir", ""], "--results-dir is empty"),
+])
+def test_numbers_that_would_hang_or_crash_are_refused_at_parse_time_in_one_line(flags, message):
+    started = time.monotonic()
+    dry = [] if "--results-dir" in flags else ["--dry-run"]  # an empty results folder matters only for a real run
+    done = cli("experiments.run", *dry, "--warmup-steps", "0", *flags)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_a_file_in_place_of_the_results_folder_is_refused(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for target, message in ((tmp_path / "file", "is not a folder"), (tmp_path / "file" / "sub", "cannot be created")):
+        done = cli("experiments.run", "--steps", "2", "--warmup-steps", "0", "--results-dir", str(target))
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_memory_estimate_grows_with_the_config_and_passes_the_recipe():
+    small = smoke_config()
+    wide = runs.RunConfig.from_dict({**small.to_dict(), "model": {**small.to_dict()["model"], "d_model": 4096}})
+    assert runs.estimated_bytes(wide)["total"] > 100 * runs.estimated_bytes(small)["total"]
+    for config in sweep.sweep_configs("mqar_pairs", "quick"):
+        runs.check_fits(config)  # the quick profile fits this machine by a wide margin
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"train.steps": ["5"]}, "steps must be int, got str '5'"),
+    ({"train.steps": [True]}, "steps must be int, got True"),
+    ({"task.power_a": ["inf"]}, "power_a must be float, got str"),
+    ({}, "'grid' is empty"),
+    ({"train.seed": list(range(101)), "train.lr": [1e-3] * 0 + [1e-3 * (i + 1) for i in range(100)]},
+     "10100 runs; more than 10000 needs --allow-large"),
+])
+def test_sweep_files_are_type_checked_and_bounded(tmp_path, grid, message):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"base": {"task": {"name": "mqar"}}, "grid": grid}))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        sweep.file_configs(path)
