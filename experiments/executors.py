@@ -37,7 +37,12 @@ class Lost:
     reason: str
 
 
-def _init_worker(gpu_ids: Any = None, pool_worker: bool = False) -> None:
+_STARTED: Any = None  # in a pool worker: the queue on which it says which call it starts
+
+
+def _init_worker(gpu_ids: Any = None, pool_worker: bool = False, started: Any = None) -> None:
+    global _STARTED
+    _STARTED = started
     if pool_worker:  # Ctrl-C is the parent's to handle: it stops the workers itself (see LocalExecutor.map)
         import signal
 
@@ -49,8 +54,32 @@ def _init_worker(gpu_ids: Any = None, pool_worker: bool = False) -> None:
     torch.set_num_threads(1)
 
 
+def _tracked(fn: Callable[..., Any], index: int, *args: Any) -> Any:
+    """Runs in a pool worker: say which call starts in which process, then call ``fn``."""
+    if _STARTED is not None:
+        _STARTED.put((index, os.getpid()))
+    return fn(*args)
+
+
+def _signal_name(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is None or exitcode >= 0:
+        return f"exit status {exitcode}"
+    try:
+        return f"signal {-exitcode} ({signal.Signals(-exitcode).name})"
+    except ValueError:
+        return f"signal {-exitcode}"
+
+
 class LocalExecutor:
-    """``workers`` processes on this machine; runs in-process when ``workers`` is 1."""
+    """``workers`` processes on this machine; runs in-process when ``workers`` is 1.
+
+    A worker killed from outside (out of memory, SIGKILL) breaks Python's
+    process pool and with it every call in flight. Only the call whose worker
+    was killed is reported :class:`Lost` (with the signal); the pool is
+    rebuilt and the other unfinished calls run again.
+    """
 
     name = "local"
 
@@ -82,15 +111,27 @@ class LocalExecutor:
             gpu_ids = context.Queue()
             for worker in range(self.workers):
                 gpu_ids.put(worker % self.gpus)
+        remaining = dict(enumerate(calls))
+        while remaining:
+            yield from self._one_pool(context, gpu_ids, fn, remaining)
+
+    def _one_pool(self, context: Any, gpu_ids: Any, fn: Callable[..., Any],
+                  remaining: dict[int, tuple]) -> Iterator[tuple[int, Any]]:
+        """Run ``remaining`` (index -> args) on one pool until they finish or a worker dies; removes what ended."""
+        started = context.Queue()
         with futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                         initargs=(gpu_ids, True)) as pool:
-            pending = {pool.submit(fn, *args): index for index, args in enumerate(calls)}
+                                         initargs=(gpu_ids, True, started)) as pool:
+            pending = {pool.submit(_tracked, fn, index, *args): index for index, args in remaining.items()}
+            processes = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to read exit codes
+            broken = False
             try:
                 for done in futures.as_completed(pending):
                     try:
                         outcome = done.result()
-                    except futures.process.BrokenProcessPool as error:
-                        outcome = Lost(f"worker process died: {error}")
+                    except futures.process.BrokenProcessPool:
+                        broken = True
+                        continue
+                    remaining.pop(pending[done])
                     yield pending[done], outcome
             except (KeyboardInterrupt, GeneratorExit):
                 # interrupted: stop the workers now rather than wait for their runs (their locks go
@@ -102,6 +143,33 @@ class LocalExecutor:
                     process.join(timeout=10)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+        if broken:
+            yield from self._lost(started, processes, remaining)
+
+    @staticmethod
+    def _lost(started: Any, processes: dict[int, Any], remaining: dict[int, tuple]) -> Iterator[tuple[int, Any]]:
+        """After a pool broke: the calls whose worker was killed from outside are lost; the rest stay to rerun."""
+        import queue
+        import signal
+
+        running: dict[int, int] = {}  # pid -> the last call it started
+        while True:
+            try:
+                index, pid = started.get(timeout=0.5)
+            except queue.Empty:
+                break
+            running[pid] = index
+        for process in processes.values():
+            process.join(timeout=10)
+        # the pool terminates its other workers itself (SIGTERM) once one dies; any other ending is the cause
+        culprits = {pid: p.exitcode for pid, p in processes.items()
+                    if p.exitcode not in (0, None, -signal.SIGTERM) and running.get(pid) in remaining}
+        if not culprits:  # only SIGTERMs: someone terminated a worker from outside
+            culprits = {pid: p.exitcode for pid, p in processes.items() if running.get(pid) in remaining}
+        for pid, exitcode in culprits.items():
+            index = running[pid]
+            remaining.pop(index)
+            yield index, Lost(f"worker died: {_signal_name(exitcode)}")
 
 
 def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:

@@ -452,8 +452,10 @@ def describe(result: dict[str, Any]) -> str:
 
 
 
-def record_failure(config: RunConfig, error: BaseException, root: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write a ``failed`` record with the traceback beside the cache; a rerun tries the run again."""
+def record_failure(config: RunConfig, error: BaseException | str,
+                   root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a ``failed`` record with the traceback (or the cause, e.g. ``worker died: signal 9``) beside the
+    cache; a rerun tries the run again."""
     import traceback
 
     record = {
@@ -461,7 +463,7 @@ def record_failure(config: RunConfig, error: BaseException, root: str | os.PathL
         "run_id": config.run_id(),
         "config": config.to_dict(),
         "status": "failed",
-        "error": "".join(traceback.format_exception(error)),
+        "error": error if isinstance(error, str) else "".join(traceback.format_exception(error)),
         "versions": versions(),
         "git": git_revision(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -253,6 +253,8 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
             config = todo[index]
             if isinstance(message, Lost):
                 progress.lost.add(config.key())
+                if not result_path(config, root).exists():  # recorded with its cause; a rerun does it again
+                    record_failure(config, message.reason, root)
                 message = f"lost     {config.run_id()}  {message.reason}"
             if message == LOCKED:
                 skipped.append(config)

@@ -242,3 +242,34 @@ def test_sweep_files_are_type_checked_and_bounded(tmp_path, grid, message):
     path.write_text(json.dumps({"base": {"task": {"name": "mqar"}}, "grid": grid}))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         sweep.file_configs(path)
+
+
+def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
+    spec = {"base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2,
+                              "num_test_examples": 32},
+                     "model": {"d_model": 16, "num_heads": 2},
+                     "train": {"steps": 400, "batch_size": 8, "warmup_steps": 1, "eval_every": 50,
+                               "target_accuracy": 0.0}},
+            "grid": {"train.seed": [0, 1, 2, 3, 4, 5]}}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    results = tmp_path / "r"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
+                                "--csv", str(tmp_path / "o.csv"), "--results-dir", str(results)],
+                               cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        for lock in results.rglob("*.lock"):
+            host, pid, _ = runs.read_lock(lock)
+            if pid is not None:
+                victim = pid
+                break
+        time.sleep(0.05)
+    assert victim is not None, "no run started"
+    os.kill(victim, 9)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1 and "Traceback" not in err, err
+    assert len(list(results.rglob("*.json"))) - len(list(results.rglob("*.failed.json"))) == 5
+    failures = list(results.rglob("*.failed.json"))
+    assert len(failures) == 1 and "worker died: signal 9" in json.loads(failures[0].read_text())["error"]
