@@ -25,7 +25,8 @@ import synthetic
 from experiments import attention
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
-from experiments.runs import LockTimeout, RunConfig, check_fits, check_results_dir, describe, result_path, run
+from experiments.runs import (LockTimeout, RunConfig, check_compatible, check_fits, check_results_dir, describe,
+                             result_path, run)
 from experiments.train import TrainConfig, resolve_device
 
 
@@ -129,6 +130,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
         )
         resolve_device(config.train.device)  # an unavailable device is bad input too
         check_fits(config)  # arithmetic on the config only: nothing is allocated
+        check_compatible(config)
         if not args.dry_run:
             check_results_dir(args.results_dir)
     except ConfigError as error:

@@ -142,6 +142,26 @@ def check_fits(config: RunConfig) -> None:
                           "vocabulary")
 
 
+def check_compatible(config: RunConfig) -> None:
+    """Refuse (ConfigError) options that would only fail once training starts, for the device the run uses.
+
+    Read from the attention config's fields, whichever variant has them: a
+    ``form`` of ``fused`` needs Triton and CUDA; a ``cos_max_len`` (cosFormer
+    features) must exceed every position the model sees.
+    """
+    from experiments.attention._elementwise import fused_available
+
+    params = attention.config_to_dict(config.model.attention)
+    device = torch.device(config.device_type())
+    if params.get("form") == "fused" and not fused_available(device):
+        raise ConfigError(f"model.attention.form=fused needs Triton and a CUDA device; this run trains on "
+                          f"{device.type}: use auto, materialised or blockwise")
+    positions = max(config.task.seq_len, getattr(config.task, "source_len", 0))
+    if params.get("feature_map") == "cosformer" and params.get("cos_max_len", positions + 1) < positions:
+        raise ConfigError(f"model.attention.cos_max_len={params['cos_max_len']} must be at least the longest "
+                          f"sequence, {positions} tokens")
+
+
 def check_results_dir(override: str | os.PathLike | None) -> Path:
     """The results folder, created if missing; ConfigError if it is empty, not a folder or not writable."""
     if override is not None and str(override).strip() == "":

@@ -39,8 +39,8 @@ from experiments import runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
-from experiments.runs import (Locked, RunConfig, check_fits, check_results_dir, describe, failure_path, load_result,
-                             record_failure, result_path, results_dir, run)
+from experiments.runs import (Locked, RunConfig, check_compatible, check_fits, check_results_dir, describe,
+                             failure_path, load_result, record_failure, result_path, results_dir, run)
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs
             for config in configs:
                 check_fits(config)
+                check_compatible(config)
     except ConfigError as error:
         parser.error(str(error))
     everything = configs

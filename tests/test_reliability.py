@@ -168,7 +168,7 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
     spec = {"base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2,
                               "num_test_examples": 32},
                      "model": {"d_model": 16, "num_heads": 2},
-                     "train": {"steps": 1500, "batch_size": 8, "warmup_steps": 1, "eval_every": 100,
+                     "train": {"steps": 3000, "batch_size": 8, "warmup_steps": 1, "eval_every": 100,
                                "target_accuracy": 0.0}},
             "grid": {"train.seed": [0, 1, 2, 3]}}
     (tmp_path / "s.json").write_text(json.dumps(spec))
@@ -176,7 +176,9 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
     argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
             "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "r").rglob("*.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # interrupt once a run is under way and has checkpointed
     process.send_signal(2)
     _, err = process.communicate(timeout=60)
     if process.returncode == 0:
@@ -191,6 +193,7 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("TRITON_INTERPRET", None)  # the test session sets it for the kernel tests; a user's shell does not
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -273,3 +276,23 @@ def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
     assert len(list(results.rglob("*.json"))) - len(list(results.rglob("*.failed.json"))) == 5
     failures = list(results.rglob("*.failed.json"))
     assert len(failures) == 1 and "worker died: signal 9" in json.loads(failures[0].read_text())["error"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fused form runs where CUDA is")
+@pytest.mark.parametrize("flags, message", [
+    (["--attention", "relu", "--form", "fused"], "form=fused needs Triton and a CUDA device"),
+    (["--attention", "linear", "--feature-map", "cosformer", "--cos-max-len", "16", "--seq-len", "64"],
+     "cos_max_len=16 must be at least the longest sequence, 64 tokens"),
+])
+def test_options_that_would_fail_mid_training_are_refused_before_it(flags, message, tmp_path):
+    done = cli("experiments.run", *flags, "--steps", "2", "--warmup-steps", "0", "--results-dir", str(tmp_path))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.json"))
+    spec = {"base": {"task": {"name": "mqar", "seq_len": 64}, "train": {"steps": 2, "warmup_steps": 0}},
+            "runs": [{"model": {"attention": {"name": "relu"}}}, {"model": {"attention": {"name": "relu",
+                                                                                            "form": "fused"}}}]}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    done = cli("experiments.sweep", str(tmp_path / "s.json"), "--csv", str(tmp_path / "o.csv"),
+               "--results-dir", str(tmp_path / "r"))
+    assert done.returncode == 2 and "form=fused" in done.stderr
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))  # not even the good run
