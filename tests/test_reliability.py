@@ -175,7 +175,11 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
             "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    import signal
+
+    # a test runner may ignore SIGINT, and an ignored signal is inherited: give the sweep the default, as a shell does
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not list((tmp_path / "r").rglob("*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.05)  # interrupt once a run is under way and has checkpointed
