@@ -105,6 +105,17 @@ class RunConfig:
                 f"-h{self.model.num_heads}-s{self.train.seed}-{self.key()[:8]}")
 
 
+def learning(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """The task's chance level, the learned threshold (halfway from chance to 1) and whether the run cleared it.
+
+    A diverged run did not learn, whatever it reached before diverging.
+    """
+    threshold = synthetic.learned_threshold(config.task)
+    accuracy = result.get("final", {}).get("test_accuracy")
+    learned = result["status"] != "diverged" and accuracy is not None and accuracy >= threshold
+    return {"chance": synthetic.chance(config.task), "learned_threshold": threshold, "learned": int(learned)}
+
+
 def estimated_bytes(config: RunConfig) -> dict[str, int]:
     """A rough upper estimate of a run's memory: parameters with their gradients and AdamW moments, activations.
 
@@ -116,8 +127,9 @@ def estimated_bytes(config: RunConfig) -> dict[str, int]:
     task, model, train = config.task, config.model, config.train
     vocab, width, layers, ratio = task.vocab_size, model.d_model, model.num_layers, model.mlp_ratio
     length = max(task.seq_len, getattr(task, "source_len", 0))
-    stacks = 2 if synthetic.kind_of(task) == "seq2seq" else 1
-    parameters = 2 * vocab * width + 2 * length * width + stacks * layers * (4 + 2 * ratio + 4) * width * width
+    stacks = 2 if synthetic.kind_of(task) == "seq2seq" else 1  # an encoder and a decoder
+    per_layer = (4 * stacks + 2 * ratio * stacks + 4 * (stacks - 1)) * width * width  # q,k,v,o; MLP; cross-attention
+    parameters = 2 * vocab * width + 2 * length * width + layers * per_layer
     batch = max(train.batch_size, min(task.num_test_examples, 250))  # evaluation runs in chunks of 250
     activations = 4 * stacks * layers * batch * length * (width * (12 + 3 * ratio) + 3 * model.num_heads * length)
     activations += 4 * 3 * batch * length * vocab
@@ -145,21 +157,14 @@ def check_fits(config: RunConfig) -> None:
 def check_compatible(config: RunConfig) -> None:
     """Refuse (ConfigError) options that would only fail once training starts, for the device the run uses.
 
-    Read from the attention config's fields, whichever variant has them: a
-    ``form`` of ``fused`` needs Triton and CUDA; a ``cos_max_len`` (cosFormer
-    features) must exceed every position the model sees.
+    An attention config with such options defines ``check_run(positions=,
+    device=)`` (the element-wise forms: fused needs CUDA; the linear family:
+    cosFormer's fixed length); the others have nothing to check.
     """
-    from experiments.attention._elementwise import fused_available
-
-    params = attention.config_to_dict(config.model.attention)
-    device = torch.device(config.device_type())
-    if params.get("form") == "fused" and not fused_available(device):
-        raise ConfigError(f"model.attention.form=fused needs Triton and a CUDA device; this run trains on "
-                          f"{device.type}: use auto, materialised or blockwise")
-    positions = max(config.task.seq_len, getattr(config.task, "source_len", 0))
-    if params.get("feature_map") == "cosformer" and params.get("cos_max_len", positions + 1) < positions:
-        raise ConfigError(f"model.attention.cos_max_len={params['cos_max_len']} must be at least the longest "
-                          f"sequence, {positions} tokens")
+    check_run = getattr(config.model.attention, "check_run", None)
+    if check_run is not None:
+        check_run(positions=max(config.task.seq_len, getattr(config.task, "source_len", 0)),
+                  device=torch.device(config.device_type()))
 
 
 def check_results_dir(override: str | os.PathLike | None) -> Path:
@@ -264,6 +269,7 @@ def lock_path(config: RunConfig, root) -> Path:
 
 HEARTBEAT_SECONDS = 30.0  # a lock's holder refreshes its mtime this often
 STALE_AFTER_SECONDS = 300.0  # a lock not refreshed for this long is stale, whoever it names
+WAIT_REPORT_SECONDS = 60.0  # while waiting for a lock, say who holds it this often
 
 
 def read_lock(path: Path) -> tuple[str | None, int | None, float]:
@@ -381,7 +387,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
         if lock_timeout is not None and now - waiting_since > lock_timeout:
             raise LockTimeout(f"{config.run_id()}: waited {now - waiting_since:.0f} s for {lock} ({_holder(lock)}); "
                               "gave up (--lock-timeout)")
-        if now - last_said >= 60:
+        if now - last_said >= WAIT_REPORT_SECONDS:
             last_said = now
             print(f"waiting for {lock}: {_holder(lock)}, for {now - waiting_since:.0f} s so far", file=sys.stderr)
         time.sleep(poll_seconds)
@@ -459,14 +465,12 @@ def describe(result: dict[str, Any]) -> str:
         last = final["last_finite"]
         lines.append(f"last     finite evaluation at step {last['step']}: accuracy {last['test_accuracy']:.4f}")
     try:
-        task = synthetic.config_from_dict(result["config"]["task"])
+        gate = learning(RunConfig.from_dict(result["config"]), result)
     except (ConfigError, KeyError, TypeError):
-        task = None  # a result written by an older version of a task: nothing to compare with
-    if task is not None:
-        threshold = synthetic.learned_threshold(task)
-        learned = result["status"] != "diverged" and final.get("test_accuracy", -1.0) >= threshold
-        lines.append(f"chance   {synthetic.chance(task):.4f}  learned at >= {threshold:.4f}: "
-                     + ("learned" if learned else "did not learn"))
+        gate = None  # a result written by an older version of a config: nothing to compare with
+    if gate is not None:
+        lines.append(f"chance   {gate['chance']:.4f}  learned at >= {gate['learned_threshold']:.4f}: "
+                     + ("learned" if gate["learned"] else "did not learn"))
     lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
     return "\n".join(lines)
 

@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import synthetic
 from experiments import runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
@@ -293,17 +292,6 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def learning_columns(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
-    """The task's chance level, the learned threshold (halfway from chance to 1) and whether the run cleared it.
-
-    A diverged run did not learn, whatever it reached before diverging.
-    """
-    threshold = synthetic.learned_threshold(config.task)
-    accuracy = result.get("final", {}).get("test_accuracy")
-    learned = result["status"] != "diverged" and accuracy is not None and accuracy >= threshold
-    return {"chance": synthetic.chance(config.task), "learned_threshold": threshold, "learned": int(learned)}
-
-
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
     """CSV text with one row per config; every config must have a result."""
     rows = []
@@ -319,7 +307,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         row = {"sweep": sweep, "profile": profile, **flatten(config.to_dict())}
         for column in RESULT_COLUMNS:
             row[column] = final.get(column, result.get(column))
-        row.update(learning_columns(config, result))
+        row.update(runs.learning(config, result))
         row.update(analysis_columns(final))
         rows.append(row)
     columns = list(dict.fromkeys(column for row in rows for column in row))

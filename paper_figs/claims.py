@@ -6,7 +6,7 @@ our numbers and one of ``reproduced``, ``partly``, ``not reproduced``,
 
 A trained verdict needs trained models. Every sweep row says whether its run
 *learned* (test accuracy at least halfway from the task's chance level to 1;
-``experiments.sweep.learning_columns``). A criterion first checks that the
+``experiments.runs.learning``). A criterion first checks that the
 runs it compares learned (:func:`learned`); where they did not, the verdict
 is ``inconclusive`` and ``ours`` says which runs stayed below their
 threshold, never ``reproduced`` or ``not reproduced``. Two groups of seeds

@@ -25,3 +25,18 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"property tests: {tried['tried']} random task configs tried, "
                                     f"{tried['rejected']} rejected with ConfigError, "
                                     f"{len(failed)} task(s) with any other outcome")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of another live process (a lock naming it has a live holder); killed after the test."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield holder.pid
+    holder.kill()
+    holder.wait()

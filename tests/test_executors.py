@@ -207,7 +207,7 @@ def test_a_submitit_worker_killed_mid_run_leaves_nothing_and_a_rerun_matches_an_
 # --- progress and locks across hosts --------------------------------------------------------------------------
 
 
-def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path):
+def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path, live_pid):
     configs = sweep.file_configs(write_sweep(tmp_path / "s.json", seeds=(0, 1, 2)))  # 6 runs
     now = [0.0]
     progress = sweep.Progress(configs, str(tmp_path), clock=lambda: now[0])
@@ -216,15 +216,10 @@ def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path):
         runs.run(config, root=tmp_path, progress=False)
     runs.record_failure(configs[2], ValueError("boom"), tmp_path)
     held = runs.result_path(configs[3], tmp_path).with_suffix(".lock")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        held.write_text(f"{__import__('platform').node()} {holder.pid}")  # a live holder: another process
-        progress.lost.add(configs[4].key())
-        now[0] = 60.0  # two runs in 60 s, one left (besides the failed and lost) -> 30 s
-        assert progress.line() == "[2/6 done, 1 running, 2 failed, ETA 1m00s]"
-    finally:
-        holder.kill()
-        holder.wait()
+    held.write_text(f"{__import__('platform').node()} {live_pid}")  # a live holder: another process
+    progress.lost.add(configs[4].key())
+    now[0] = 60.0  # two runs in 60 s, one left (besides the failed and lost) -> 30 s
+    assert progress.line() == "[2/6 done, 1 running, 2 failed, ETA 1m00s]"
     assert sweep._duration(3725) == "1h02m" and sweep._duration(59.6) == "1m00s"
 
 

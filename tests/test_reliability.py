@@ -114,20 +114,19 @@ def test_a_lock_naming_this_process_is_never_waited_on(tmp_path):
     assert not cached and not lock.exists()
 
 
-def test_waiting_for_a_live_lock_is_bounded_by_the_lock_timeout(tmp_path):
+def test_waiting_for_a_live_lock_says_who_holds_it_and_is_bounded_by_the_lock_timeout(tmp_path, live_pid,
+                                                                                      monkeypatch, capsys):
+    monkeypatch.setattr(runs, "WAIT_REPORT_SECONDS", 0.2)  # the once-a-minute line, sped up
     config = smoke_config()
     lock = runs.lock_path(config, tmp_path)
     lock.parent.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        lock.write_text(f"{platform.node()} {holder.pid}")
-        started = time.monotonic()
-        with pytest.raises(runs.LockTimeout, match=f"pid {holder.pid}"):
-            runs.run(config, root=tmp_path, progress=False, lock_timeout=0.5, poll_seconds=0.1)
-        assert time.monotonic() - started < 5
-    finally:
-        holder.kill()
-        holder.wait()
+    lock.write_text(f"{platform.node()} {live_pid}")
+    started = time.monotonic()
+    with pytest.raises(runs.LockTimeout, match=f"pid {live_pid}"):
+        runs.run(config, root=tmp_path, progress=False, lock_timeout=0.7, poll_seconds=0.1)
+    assert time.monotonic() - started < 5
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("waiting for")]
+    assert 2 <= len(said) <= 4 and all(f"held by pid {live_pid}" in line for line in said)
     assert not runs.result_path(config, tmp_path).exists()
 
 
@@ -164,14 +163,20 @@ def test_ctrl_c_in_a_sweep_prints_one_line_and_exits_130(tmp_path, monkeypatch, 
     assert len(err.strip().splitlines()) == 1 and "resume with:" in err
 
 
-def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
-    spec = {"base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2,
-                              "num_test_examples": 32},
-                     "model": {"d_model": 16, "num_heads": 2},
-                     "train": {"steps": 3000, "batch_size": 8, "warmup_steps": 1, "eval_every": 100,
-                               "target_accuracy": 0.0}},
-            "grid": {"train.seed": [0, 1, 2, 3]}}
-    (tmp_path / "s.json").write_text(json.dumps(spec))
+def tiny_sweep(path: Path, *, steps: int, seeds: int, eval_every: int) -> Path:
+    """A sweep file of ``seeds`` tiny MQAR runs of ``steps`` steps each (seconds apiece on one thread)."""
+    path.write_text(json.dumps({
+        "base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2, "num_test_examples": 32},
+                 "model": {"d_model": 16, "num_heads": 2},
+                 "train": {"steps": steps, "batch_size": 8, "warmup_steps": 1, "eval_every": eval_every,
+                           "target_accuracy": 0.0}},
+        "grid": {"train.seed": list(range(seeds))}}))
+    return path
+
+
+@pytest.mark.parametrize("signum", [2, 15])  # Ctrl-C, and a scheduler's or kill's TERM
+def test_an_interrupted_sweep_stops_its_workers_and_resumes(tmp_path, signum):
+    tiny_sweep(tmp_path / "s.json", steps=3000, seeds=4, eval_every=100)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
             "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]
@@ -183,7 +188,7 @@ def test_sigint_to_a_running_sweep_stops_its_workers_and_resumes(tmp_path):
     deadline = time.monotonic() + 60
     while not list((tmp_path / "r").rglob("*.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.05)  # interrupt once a run is under way and has checkpointed
-    process.send_signal(2)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     if process.returncode == 0:
         pytest.skip("the sweep finished before the interrupt")
@@ -252,13 +257,7 @@ def test_sweep_files_are_type_checked_and_bounded(tmp_path, grid, message):
 
 
 def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
-    spec = {"base": {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2,
-                              "num_test_examples": 32},
-                     "model": {"d_model": 16, "num_heads": 2},
-                     "train": {"steps": 400, "batch_size": 8, "warmup_steps": 1, "eval_every": 50,
-                               "target_accuracy": 0.0}},
-            "grid": {"train.seed": [0, 1, 2, 3, 4, 5]}}
-    (tmp_path / "s.json").write_text(json.dumps(spec))
+    tiny_sweep(tmp_path / "s.json", steps=400, seeds=6, eval_every=50)
     results = tmp_path / "r"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",

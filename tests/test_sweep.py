@@ -143,21 +143,16 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
     assert not failure.exists() and (tmp_path / "out.csv").exists()
 
 
-def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path):
+def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path, live_pid):
     import os
     import platform
 
     config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
     lock = runs.result_path(config, tmp_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        lock.write_text(f"{platform.node()} {holder.pid}")  # held by a live process that keeps it fresh
-        with pytest.raises(runs.Locked):
-            runs.run(config, root=tmp_path, progress=False, wait=False)
-    finally:
-        holder.kill()
-        holder.wait()
+    lock.write_text(f"{platform.node()} {live_pid}")  # held by a live process that keeps it fresh
+    with pytest.raises(runs.Locked):
+        runs.run(config, root=tmp_path, progress=False, wait=False)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(f"{platform.node()} {dead.pid}")  # its holder has exited
@@ -213,11 +208,11 @@ def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
 def test_a_diverged_run_never_counts_as_learned():
     config = next(c for c in sweep.sweep_configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
     fine = {"status": "finished", "final": {"test_accuracy": 1.0}}
-    assert sweep.learning_columns(config, fine)["learned"] == 1
-    assert sweep.learning_columns(config, {**fine, "status": "diverged"})["learned"] == 0
-    assert sweep.learning_columns(config, {"status": "diverged", "final": {}})["learned"] == 0
+    assert runs.learning(config, fine)["learned"] == 1
+    assert runs.learning(config, {**fine, "status": "diverged"})["learned"] == 0
+    assert runs.learning(config, {"status": "diverged", "final": {}})["learned"] == 0
     at_chance = {"status": "finished", "final": {"test_accuracy": 1 / config.task.num_kv_pairs}}
-    assert sweep.learning_columns(config, at_chance)["learned"] == 0
+    assert runs.learning(config, at_chance)["learned"] == 0
 
 
 def test_shards_split_a_sweep_into_disjoint_chunks_that_resume(tmp_path, monkeypatch, capsys):

@@ -55,6 +55,12 @@ class ElementwiseForm:
         check_choices(self)
         require(self.block_size >= 1, f"block_size must be positive, got {self.block_size}")
 
+    def check_run(self, *, positions: int, device: torch.device) -> None:
+        """Refuse, before training, a form this device cannot run (the fused kernel needs Triton and CUDA)."""
+        require(self.form != "fused" or fused_available(device),
+                f"model.attention.form=fused needs Triton and a CUDA device; this run trains on {device.type}: "
+                "use auto, materialised or blockwise")
+
 
 def _row_terms(tq: int, tk: int, *, causal: bool, bias_mode: str, bias: float, row_mode: str, device, dtype):
     """``(b, r)`` as ``(tq, 1)`` tensors (or None where they are 0 and 1)."""

@@ -48,7 +48,7 @@ def run(task: tuple[str, dict[str, Any]], variant: str | tuple[str, dict[str, An
     ``train`` without an ``lr`` takes the recipe's learning rate for the variant.
     """
     name, params = (variant, {}) if isinstance(variant, str) else variant
-    train = {"lr": learning_rate(name), **train} if name in LEARNING_RATES or name in FAMILY else dict(train)
+    train = {"lr": learning_rate(name), **train}
     return RunConfig(
         task=synthetic.make_config(task[0], **task[1]),
         model=ModelConfig(**model, attention=attention.make_config(name, **params)),
