@@ -13,7 +13,6 @@ and library versions in its header.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 import statistics
@@ -22,7 +21,7 @@ import time
 
 import torch
 
-from experiments import attention
+from experiments import attention, cli
 from experiments.attention._linear import FORMS, LinearFamilyModule
 from experiments.io import atomic_write_text
 
@@ -60,7 +59,7 @@ def time_one(fn, q, k, v, *, warmup: int, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench_attention", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m experiments.bench_attention", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="Markdown file to write")
     parser.add_argument("--csv", default=None, help="also write variant,length,seconds,ratio,device rows here")
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512, 1024], help="sequence lengths")

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from experiments import attention
+from experiments import attention, cli
 from experiments.attention import _elementwise, _linear
 from experiments.io import atomic_write_text
 
@@ -359,7 +359,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench_scaling", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m experiments.bench_scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="JSON file to write (a .md table and a .png plot are written beside it)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None, help="default: 256..8192 CPU, 512..32768 GPU")

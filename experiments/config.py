@@ -10,6 +10,7 @@ itself. Construction validates; an unknown key or an impossible value raises
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -91,20 +92,24 @@ def check_values(config: Any, where: str, values: Mapping[str, Any] | None = Non
                 f"{name} must be {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__} {value!r}")
 
 
+@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
-    """Resolved type hints of a dataclass (annotations are strings here)."""
+    """Resolved type hints of a dataclass (annotations are strings here); once per class."""
     return typing.get_type_hints(cls)
 
 
-def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
-    """Build ``cls`` from a mapping; unknown keys are an error, never dropped."""
+def from_dict(cls: type, data: Mapping[str, Any], where: str | None = None) -> Any:
+    """Build ``cls`` from a mapping; unknown keys are an error, never dropped.
+
+    ``where`` is the dotted path of this config in a run (``train``,
+    ``model.attention``), so a message names the value as a sweep file spells it.
+    """
+    where = where or cls.__name__
     valid = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(data) - set(valid))
     if unknown:
-        raise ConfigError(
-            f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}"
-        )
-    check_values(cls, cls.__name__, data)
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {valid}")
+    check_values(cls, where, data)
     return cls(**data)
 
 

@@ -47,6 +47,13 @@ def _init_worker(gpu_ids: Any = None, pool_worker: bool = False, started: Any = 
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # tqdm's default lock is a named semaphore; a worker stopped mid-run could not release it, and it
+        # would be reported leaked at exit. A worker draws no bar beside another, so a thread lock does.
+        import threading
+
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
     if gpu_ids is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())  # before CUDA is initialised in this process
     import torch

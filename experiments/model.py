@@ -73,7 +73,7 @@ class ModelConfig:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
-            raise ConfigError(f"ModelConfig: unknown key(s) {unknown}; valid keys are {valid}")
+            raise ConfigError(f"model: unknown key(s) {unknown}; valid keys are {valid}")
         if "attention" in data:
             data["attention"] = attention.config_from_dict(data["attention"])
         check_values(cls, "model", data)

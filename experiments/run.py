@@ -22,11 +22,11 @@ import typing
 from typing import Any
 
 import synthetic
-from experiments import attention
+from experiments import attention, cli
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
 from experiments.runs import (LockTimeout, RunConfig, check_compatible, check_fits, check_results_dir, describe,
-                             result_path, run)
+                             failure_path, record_failure, result_path, run)
 from experiments.train import TrainConfig, resolve_device
 
 
@@ -75,7 +75,7 @@ def _other_options(chosen_task: str, chosen_attention: str) -> str:
 
 
 def build_parser(task_name: str, attention_name: str) -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m experiments.run",
         description="Train one model on one synthetic task and cache the result as JSON.",
         epilog=_other_options(task_name, attention_name),
@@ -104,7 +104,7 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
 
 def _choose(argv: list[str], flag: str, valid: list[str], default: str) -> str:
     """Read ``--task`` / ``--attention`` before the full parser exists (its flags depend on them)."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = cli.Parser(add_help=False)
     pre.add_argument(flag, default=default)
     value = getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
     if value not in valid:
@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except LockTimeout as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a run that raises is a recorded failure, not a traceback
+        record_failure(config, error, args.results_dir)
+        print(f"error: {config.run_id()} failed: {type(error).__name__}: {' '.join(str(error).split())[:300]} "
+              f"(traceback in {failure_path(config, args.results_dir)})", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result, indent=1))

@@ -69,13 +69,18 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a JSON object, got {type(data).__name__}")
+        for section in ("model", "train"):
+            if not isinstance(data.get(section, {}), dict):
+                raise ConfigError(f"{section} must be a JSON object, got {type(data[section]).__name__}")
         unknown = sorted(set(data) - {"task", "model", "train"})
         if unknown:
             raise ConfigError(f"RunConfig: unknown key(s) {unknown}; valid keys are ['task', 'model', 'train']")
         return cls(
             task=synthetic.config_from_dict(data["task"]),
             model=ModelConfig.from_dict(data.get("model", {})),
-            train=from_dict(TrainConfig, data.get("train", {})),
+            train=from_dict(TrainConfig, data.get("train", {}), "train"),
         )
 
     def device_type(self) -> str:

@@ -17,7 +17,6 @@ final metrics; it is written atomically after every run has finished.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import importlib
@@ -31,10 +30,11 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from experiments import runs, sweeps
+from experiments import cli, runs, sweeps
 from experiments.config import ConfigError
 from experiments.io import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
@@ -93,6 +93,15 @@ def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[Run
         {"base": {"task": {"name": "mqar", "num_kv_pairs": 2}, "train": {"steps": 200}},
          "grid": {"model.attention.name": ["softmax", "linear"], "train.seed": [0, 1]}}
     """
+    return _distinct(list(iter_file_configs(path, allow_large)), f"sweep file {path}")
+
+
+def iter_file_configs(path: str | os.PathLike, allow_large: bool = False) -> Iterator[RunConfig]:
+    """The configs of a sweep file one at a time (see :func:`file_configs`), in constant memory.
+
+    The file's shape and size are checked before the first config is yielded;
+    each config is validated as it is built.
+    """
     where = f"sweep file {path}"
     try:
         spec = json.loads(Path(path).read_text())
@@ -118,7 +127,10 @@ def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[Run
     size = len(overlays) * math.prod(len(values) for values in grid.values())
     if size > MAX_RUNS and not allow_large:
         raise ConfigError(f"{where}: {size} runs; more than {MAX_RUNS} needs --allow-large")
-    configs = []
+    return _build(base, grid, overlays, where)
+
+
+def _build(base: dict[str, Any], grid: dict[str, list], overlays: list[dict], where: str) -> Iterator[RunConfig]:
     for overlay in overlays:
         for values in itertools.product(*grid.values()):
             data = copy.deepcopy(base)
@@ -129,10 +141,9 @@ def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[Run
             if "task" not in data:
                 raise ConfigError(f"{where}: every run needs a task (set base.task.name)")
             try:
-                configs.append(RunConfig.from_dict(data))
+                yield RunConfig.from_dict(data)
             except ConfigError as error:
                 raise ConfigError(f"{where}: {error}") from None
-    return _distinct(configs, where)
 
 
 def _flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -175,6 +186,29 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def _files(config: RunConfig, root: str | None) -> tuple[str, Path, Path, Path]:
+    path = result_path(config, root)  # the lock and failure record lie beside it (one hash, not three)
+    return config.key(), path, path.with_suffix(".lock"), path.with_suffix(".failed.json")
+
+
+def state_counts(files: Iterable[tuple[str, Path, Path, Path]], lost: set[str] = frozenset()) -> dict[str, int]:
+    """done / running / failed / total over ``(key, result, lock, failure)`` paths, read one at a time.
+
+    done: a result file exists; running: a lock whose holder is alive; failed:
+    a failure record, or a key in ``lost`` (a worker lost in this session).
+    """
+    done = running = failed = total = 0
+    for key, path, lock, failure in files:
+        total += 1
+        if path.exists():
+            done += 1
+        elif lock.exists() and runs.holder_alive(lock):
+            running += 1
+        elif failure.exists() or key in lost:
+            failed += 1
+    return {"done": done, "running": running, "failed": failed, "total": total}
+
+
 class Progress:
     """Whole-sweep progress read from the result cache, whichever executor runs the sweep.
 
@@ -186,20 +220,12 @@ class Progress:
     def __init__(self, configs: list[RunConfig], root: str | None, clock=time.monotonic):
         self.configs, self.root, self.clock = configs, root, clock
         # keys and paths once: counts() runs after every finished run, and hashing configs is not free
-        self.files = [(c.key(), result_path(c, root), runs.lock_path(c, root), failure_path(c, root)) for c in configs]
+        self.files = [_files(c, root) for c in configs]
         self.started, self.lost = clock(), set()
         self.done_at_start = self.counts()["done"]
 
     def counts(self) -> dict[str, int]:
-        done = running = failed = 0
-        for key, path, lock, failure in self.files:
-            if path.exists():
-                done += 1
-            elif lock.exists() and runs.holder_alive(lock):
-                running += 1
-            elif failure.exists() or key in self.lost:
-                failed += 1
-        return {"done": done, "running": running, "failed": failed, "total": len(self.files)}
+        return state_counts(self.files, self.lost)
 
     def line(self) -> str:
         c = self.counts()
@@ -212,7 +238,11 @@ class Progress:
             eta = _duration(remaining * elapsed / finished)
         else:
             eta = "?"
-        return f"[{c['done']}/{c['total']} done, {c['running']} running, {c['failed']} failed, ETA {eta}]"
+        return counts_line(c, eta)
+
+
+def counts_line(c: dict[str, int], eta: str) -> str:
+    return f"[{c['done']}/{c['total']} done, {c['running']} running, {c['failed']} failed, ETA {eta}]"
 
 
 class Throttle:
@@ -331,8 +361,26 @@ def _parse_shard(text: str) -> tuple[int, int] | None:
     return (k, n) if 1 <= k <= n <= 100_000 else None
 
 
+def _stream_file(args, shard: tuple[int, int] | None, parser: cli.Parser) -> int:
+    """``--list`` / ``--status`` of a sweep file, one config at a time: constant memory at any size."""
+    try:
+        check_results_dir(args.results_dir)
+        configs = iter_file_configs(args.name, args.allow_large)
+        if shard is not None:
+            configs = itertools.islice(configs, shard[0] - 1, None, shard[1])
+        if args.list:
+            for config in configs:
+                print(config.run_id())
+        else:
+            counts = state_counts(_files(config, args.results_dir) for config in configs)
+            print(counts_line(counts, "0s" if counts["done"] + counts["failed"] == counts["total"] else "?"))
+    except ConfigError as error:
+        parser.error(str(error))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m experiments.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help=f"a sweep module, one of {sweep_names()}, or a sweep file (*.json)")
     parser.add_argument("--profile", default=None, help="size of a sweep module (each lists its own; default quick)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
@@ -377,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv is None and not (args.list or args.status or shard):
         parser.error("--csv is required (or --list / --status / --shard)")
     is_file = args.name.endswith(".json")
+    if is_file and (args.list or args.status) and args.profile is None:
+        return _stream_file(args, shard, parser)
     try:
         if is_file:
             if args.profile is not None:
@@ -415,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, RuntimeError) as error:
         parser.error(str(error))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
+    interrupted = False
     try:
         outcome = run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout)
     except KeyboardInterrupt:
@@ -422,9 +473,11 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(shlex.quote(a) for a in ["python", "-m", "experiments.sweep", *(argv or sys.argv[1:])])
         print(f"\ninterrupted: {counts['done']} of {counts['total']} runs done, {counts['total'] - counts['done']} "
               f"left (an interrupted run resumes from its last checkpoint); resume with: {command}", file=sys.stderr)
-        return 130
+        interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if interrupted:
+        return 130
     if outcome["lost"]:
         print(f"error: {len(outcome['lost'])} run(s) lost their worker (e.g. {outcome['lost'][0]}); nothing was "
               "written for them: rerun the sweep to do them (finished runs are kept)", file=sys.stderr)

@@ -11,7 +11,6 @@ timestamps), and is written atomically.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from claims import CLAIMS, LEDGER_SWEEPS, VERDICTS, Evidence  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments.io import atomic_write_text  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def render(evidence: Evidence, profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="paper_figs/make_ledger.py", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="paper_figs/make_ledger.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True)
     parser.add_argument("--sweeps", type=Path, required=True, help="folder of the sweep CSVs")
     parser.add_argument("--theory", type=Path, required=True, help="folder of the notebooks' verdict files")

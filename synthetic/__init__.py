@@ -75,7 +75,7 @@ def names() -> list[str]:
 def get(name: str) -> Task:
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name at all (a list from a sweep file)
         raise ConfigError(f"unknown task {name!r}; valid names are {names()}") from None
 
 
@@ -94,11 +94,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {"name": name_of(config), **dataclasses.asdict(config)}
 
 
-def config_from_dict(data: dict[str, Any]) -> Any:
+def config_from_dict(data: dict[str, Any], where: str = "task") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object with a 'name', got {type(data).__name__} {data!r}")
     data = dict(data)
     if "name" not in data:
         raise ConfigError(f"task config needs a 'name'; valid names are {names()}")
-    return make_config(data.pop("name"), **data)
+    name = data.pop("name")
+    return from_dict(get(name).config, data, where)
 
 
 def kind_of(config: Any) -> str:

@@ -64,7 +64,7 @@ def names(*, include_aliases: bool = False) -> list[str]:
 def get(name: str) -> Variant:
     try:
         return _REGISTRY[_ALIASES.get(name, name)]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name at all (a list from a sweep file)
         raise ConfigError(
             f"unknown attention {name!r}; valid names are {names()}"
         ) from None
@@ -88,11 +88,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {"name": name_of(config), **dataclasses.asdict(config)}
 
 
-def config_from_dict(data: dict[str, Any]) -> Any:
+def config_from_dict(data: dict[str, Any], where: str = "model.attention") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object with a 'name', got {type(data).__name__} {data!r}")
     data = dict(data)
     if "name" not in data:
         raise ConfigError(f"attention config needs a 'name'; valid names are {names()}")
-    return make_config(data.pop("name"), **data)
+    name = data.pop("name")
+    return from_dict(get(name).config, data, where)
 
 
 def accepted_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
