@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from experiments.attention._common import causal_mask
+from experiments.attention.base import causal_mask
 
 
 def visible_mask(weights: torch.Tensor, *, causal: bool) -> torch.Tensor:

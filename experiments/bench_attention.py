@@ -22,18 +22,17 @@ import time
 import torch
 
 from experiments import attention, cli
-from experiments.attention._linear import FORMS, LinearFamilyModule
-from experiments.io import atomic_write_text
+from experiments.attention._linear import LinearFamilyModule
+from experiments.atomic import atomic_write_text
 
 
 def cases() -> list[tuple[str, str, dict]]:
     """(label, variant, params): every variant at its defaults, and every form of the linear family."""
     out = []
     for name in attention.names():
-        variant = attention.get(name)
         defaults = dataclasses.asdict(attention.make_config(name))
-        if issubclass(variant.module, LinearFamilyModule):
-            for form in FORMS:
+        if issubclass(attention.get(name).module, LinearFamilyModule):
+            for form in attention.get(name).forms:
                 out.append((f"{name} ({form})", name, {**defaults, "form": form}))
         else:
             out.append((name, name, defaults))

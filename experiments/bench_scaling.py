@@ -43,8 +43,7 @@ from typing import Any
 import torch
 
 from experiments import attention, cli
-from experiments.attention import _elementwise, _linear
-from experiments.io import atomic_write_text
+from experiments.atomic import atomic_write_text
 
 CPU_LENGTHS = (256, 512, 1024, 2048, 4096, 8192)
 GPU_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -52,13 +51,8 @@ BASELINE = "softmax (sdpa)"
 
 
 def forms_of(name: str, device: str) -> list[str | None]:
-    config = attention.get(name).config
-    fields = {f.name for f in dataclasses.fields(config)}
-    if issubclass(config, _elementwise.ElementwiseForm):
-        return ["materialised", "blockwise"] + (["fused"] if device == "cuda" else [])
-    if issubclass(config, _linear.LinearFamilyConfig) and "form" in fields:
-        return list(_linear.FORMS)
-    return [None]
+    """The variant's forms on ``device``, from the registry; ``[None]`` for a variant with one way only."""
+    return list(attention.get(name).forms_on(device)) or [None]
 
 
 def cases(device: str) -> list[dict[str, Any]]:

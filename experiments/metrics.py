@@ -121,7 +121,7 @@ def decode_state_bytes(model: torch.nn.Module, length: int) -> int | None:
     A KV cache grows with the length; a linear-attention state does not. None
     for models without a decoder-only stack (the encoder-decoder).
     """
-    from experiments.attention._common import cache_bytes
+    from experiments.attention.base import cache_bytes
     from experiments.model import Transformer
 
     if not isinstance(model, Transformer):

@@ -32,7 +32,7 @@ import torch
 import synthetic
 from experiments import attention
 from experiments.config import ConfigError, check_values, from_dict, stable_hash
-from experiments.io import atomic_write_text, quarantine
+from experiments.atomic import atomic_write_text, quarantine
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, resolve_device, train
 

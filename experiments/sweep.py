@@ -36,7 +36,7 @@ from typing import Any
 
 from experiments import cli, runs, sweeps
 from experiments.config import ConfigError
-from experiments.io import atomic_write_text
+from experiments.atomic import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
 from experiments.runs import (Locked, RunConfig, check_compatible, check_fits, check_results_dir, describe,
                              failure_path, load_result, record_failure, result_path, results_dir, run)

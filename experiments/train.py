@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 import synthetic
 from experiments import metrics
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
-from experiments.io import quarantine
+from experiments.atomic import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -178,7 +178,7 @@ def loss_spikes(losses: torch.Tensor, curve: list[dict[str, float]]) -> int:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from experiments.io import atomic_path
+    from experiments.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

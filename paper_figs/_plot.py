@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 
 from _rows import group, load, value, variant  # noqa: E402,F401 - re-exported for the plot scripts
 
-from experiments.io import atomic_path  # noqa: E402
+from experiments.atomic import atomic_path  # noqa: E402
 
 # One colour per variant, the same in every figure; variants added later fall back to grey.
 COLORS = {

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from claims import CLAIMS, LEDGER_SWEEPS, VERDICTS, Evidence  # noqa: E402
 
 from experiments import cli  # noqa: E402
-from experiments.io import atomic_write_text  # noqa: E402
+from experiments.atomic import atomic_write_text  # noqa: E402
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

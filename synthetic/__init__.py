@@ -27,14 +27,12 @@ Modules are discovered automatically; helpers live in ``_``-prefixed modules.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from experiments.config import ConfigError, from_dict
+from experiments.registry import Registry
 
 IGNORE_INDEX = -100
 
@@ -54,7 +52,12 @@ class Task:
     chance: Callable[[Any], float] | None = None  # required: see the module docstring
 
 
-_REGISTRY: dict[str, Task] = {}
+_TASKS: Registry[Task] = Registry("task")
+names = _TASKS.names
+get = _TASKS.get
+name_of = _TASKS.name_of
+make_config = _TASKS.make_config
+config_to_dict = _TASKS.config_to_dict
 
 
 def register(task: Task) -> Task:
@@ -62,46 +65,11 @@ def register(task: Task) -> Task:
         raise ValueError(f"task kind {task.kind!r} is not one of {list(KINDS)}")
     if task.chance is None:
         raise ValueError(f"task {task.name!r} must state its chance level (Task.chance)")
-    if task.name in _REGISTRY:
-        raise ValueError(f"task {task.name!r} is registered twice")
-    _REGISTRY[task.name] = task
-    return task
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> Task:
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):  # TypeError: not a name at all (a list from a sweep file)
-        raise ConfigError(f"unknown task {name!r}; valid names are {names()}") from None
-
-
-def name_of(config: Any) -> str:
-    for task in _REGISTRY.values():
-        if type(config) is task.config:
-            return task.name
-    raise ConfigError(f"{type(config).__name__} is not a registered task config")
-
-
-def make_config(name: str, **params: Any) -> Any:
-    return from_dict(get(name).config, params)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    return {"name": name_of(config), **dataclasses.asdict(config)}
+    return _TASKS.register(task)
 
 
 def config_from_dict(data: dict[str, Any], where: str = "task") -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a JSON object with a 'name', got {type(data).__name__} {data!r}")
-    data = dict(data)
-    if "name" not in data:
-        raise ConfigError(f"task config needs a 'name'; valid names are {names()}")
-    name = data.pop("name")
-    return from_dict(get(name).config, data, where)
+    return _TASKS.config_from_dict(data, where)
 
 
 def kind_of(config: Any) -> str:
@@ -152,10 +120,4 @@ def tensor_hash(*tensors: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def _discover() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_discover()
+_TASKS.discover(__name__, __path__)

@@ -26,7 +26,7 @@ import torch
 
 from experiments.config import check_choices, param, require
 from synthetic import IGNORE_INDEX, Task, register
-from synthetic.mqar import FILLERS, _distinct, _filler
+from synthetic._recall import FILLERS, distinct, filler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +54,14 @@ class ARConfig:
 def generate(config: ARConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device, n, batch = generator.device, config.num_kv_pairs, num_examples
     half = config.vocab_size // 2
-    keys = _distinct(1, half, n, batch, generator)  # (B, N)
-    values = _distinct(half, config.vocab_size, n, batch, generator)  # (B, N)
+    keys = distinct(1, half, n, batch, generator)  # (B, N)
+    values = distinct(half, config.vocab_size, n, batch, generator)  # (B, N)
     asked = torch.randint(n, (batch, 1), generator=generator, device=device)  # (B, 1)
     inputs = torch.zeros(batch, config.seq_len, dtype=torch.long, device=device)
     inputs[:, 0:2 * n:2] = keys
     inputs[:, 1:2 * n:2] = values
     if config.filler == "random":
-        inputs[:, 2 * n:-1] = _filler(config, keys, (batch, config.seq_len - 2 * n - 1), generator)
+        inputs[:, 2 * n:-1] = filler(config, keys, (batch, config.seq_len - 2 * n - 1), generator)
     inputs[:, -1] = keys.gather(1, asked).squeeze(1)
     labels = torch.full_like(inputs, IGNORE_INDEX)
     labels[:, -1] = values.gather(1, asked).squeeze(1)

@@ -32,9 +32,7 @@ import torch
 
 from experiments.config import check_choices, param, require
 from synthetic import IGNORE_INDEX, Task, register
-
-FILLERS = ("blank", "random")
-
+from synthetic._recall import FILLERS, distinct, filler
 
 @dataclasses.dataclass(frozen=True)
 class MQARConfig:
@@ -61,12 +59,6 @@ class MQARConfig:
         require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
-def _distinct(low: int, high: int, count: int, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` distinct integers from ``[low, high)`` per row, in random order."""
-    noise = torch.rand(batch, high - low, generator=generator, device=generator.device)
-    return noise.topk(count, dim=1).indices + low  # (batch, count)
-
-
 def _query_slots(num_slots: int, count: int, power_a: float, batch: int, generator: torch.Generator) -> torch.Tensor:
     """Slots drawn without replacement with p(g) ∝ (g+1)^(a-1) (Gumbel top-k)."""
     device = generator.device
@@ -76,24 +68,12 @@ def _query_slots(num_slots: int, count: int, power_a: float, batch: int, generat
     return (log_p + gumbel).topk(count, dim=1).indices  # (batch, count)
 
 
-def _filler(config: MQARConfig, keys: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
-    """Random filler tokens, avoiding the row's keys unless collisions are allowed."""
-    device = generator.device
-    if config.filler_may_collide:
-        return torch.randint(config.vocab_size, shape, generator=generator, device=device)
-    # Draw from V - N tokens, then step over each excluded key in ascending order.
-    tokens = torch.randint(config.vocab_size - keys.shape[1], shape, generator=generator, device=device)
-    for key in keys.sort(dim=1).values.unbind(dim=1):  # (batch,) each
-        tokens = tokens + (tokens >= key.unsqueeze(1))
-    return tokens
-
-
 def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device = generator.device
     n, batch = config.num_kv_pairs, num_examples
     key_vocab = config.vocab_size // 2
-    keys = _distinct(1, key_vocab, n, batch, generator)  # (B, N)
-    values = _distinct(key_vocab, config.vocab_size, n, batch, generator)  # (B, N)
+    keys = distinct(1, key_vocab, n, batch, generator)  # (B, N)
+    values = distinct(key_vocab, config.vocab_size, n, batch, generator)  # (B, N)
     context = 2 * n
     slots = _query_slots((config.seq_len - context) // 2, n, config.power_a, batch, generator)  # (B, N)
     query_pos = context + 2 * slots  # (B, N)
@@ -109,7 +89,7 @@ def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, 
         is_filler = torch.ones_like(inputs, dtype=torch.bool)
         is_filler[:, :context] = False
         is_filler.scatter_(1, query_pos, False)
-        inputs = torch.where(is_filler, _filler(config, keys, inputs.shape, generator), inputs)
+        inputs = torch.where(is_filler, filler(config, keys, inputs.shape, generator), inputs)
     return inputs, labels
 
 

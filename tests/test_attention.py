@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import assert_close
 
-from experiments.attention._common import cache_bytes
+from experiments.attention.base import cache_bytes
 from experiments.attention._linear import LinearFamilyModule
 
 from experiments import attention

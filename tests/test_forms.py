@@ -18,8 +18,7 @@ from experiments.attention import _elementwise, _linear, accepted_params
 from experiments.attention._elementwise import elementwise_attention
 from experiments.config import ConfigError
 
-ELEMENTWISE = [name for name in attention.names() if "form" in dataclasses.fields(attention.get(name).config)[0].name
-               and attention.get(name).config().form in _elementwise.FORMS]
+ELEMENTWISE = [name for name in attention.names() if "blockwise" in attention.get(name).forms]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FUSED = _elementwise.fused_available(torch.device(DEVICE))
 
@@ -157,7 +156,7 @@ def test_modules_give_the_same_output_in_every_cpu_form(name):
 def test_linear_family_chunked_and_recurrent_equal_parallel_in_modules(name):
     x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(0))
     outs = {}
-    for form in _linear.FORMS:
+    for form in attention.get(name).forms:
         torch.manual_seed(1)
         module = attention.build_module(attention.make_config(name, form=form, chunk_size=16), d_model=32,
                                         num_heads=4)

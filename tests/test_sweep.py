@@ -12,7 +12,7 @@ import pytest
 
 from experiments import runs, sweep
 from experiments.config import ConfigError
-from experiments.io import atomic_path, atomic_write_text
+from experiments.atomic import atomic_path, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

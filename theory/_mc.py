@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.io import atomic_path, atomic_write_text  # noqa: E402
+from experiments.atomic import atomic_path, atomic_write_text  # noqa: E402
 
 FAST = os.environ.get("THEORY_FAST") == "1"
 OUT = Path(os.environ.get("THEORY_OUT", ROOT / "paper_figs" / "theory"))

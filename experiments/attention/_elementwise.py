@@ -33,7 +33,7 @@ import os
 
 import torch
 
-from experiments.attention._common import causal_mask, check_qkv, visible_counts
+from experiments.attention.base import causal_mask, check_qkv, visible_counts
 from experiments.config import check_choices, param, require
 
 FORMS = ("auto", "materialised", "blockwise", "fused")

@@ -31,7 +31,7 @@ import os
 
 import torch
 
-from experiments.attention._common import AttentionModule, causal_mask, positions
+from experiments.attention.base import AttentionModule, causal_mask, positions
 from experiments.attention._features import FEATURE_MAPS, FeatureMap
 from experiments.config import check_choices, param, require
 

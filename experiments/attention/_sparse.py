@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from experiments.attention._common import causal_mask
+from experiments.attention.base import causal_mask
 
 
 def masked_scores(q, k, *, causal: bool, scale: float | None) -> torch.Tensor:

@@ -20,7 +20,7 @@ import dataclasses
 
 from experiments.attention import register
 from experiments.attention._features import FEATURE_MAPS
-from experiments.attention._common import Variant, causal_mask, check_qkv, visible_counts
+from experiments.attention.base import Variant, causal_mask, check_qkv, visible_counts
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
                                            masked_scores, resolve, terms)
 from experiments.config import param

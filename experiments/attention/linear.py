@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.attention import register
-from experiments.attention._common import Variant, check_qkv
+from experiments.attention.base import Variant, check_qkv
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
                                            masked_scores, resolve, terms)
 from experiments.config import param, require

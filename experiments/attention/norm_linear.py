@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention._common import Variant, check_qkv
+from experiments.attention.base import Variant, check_qkv
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
                                            masked_scores, resolve, terms)
 from experiments.config import param, require

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant
+from experiments.attention.base import AttentionModule, Variant
 from experiments.attention._elementwise import ElementwiseForm
 from experiments.attention.relu import attend as relu_attend, reference as relu_reference, relu_scores
 from experiments.config import param, require

@@ -16,7 +16,7 @@ import math
 import torch
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 

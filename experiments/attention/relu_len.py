@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.attention import register
-from experiments.attention._common import Variant, check_qkv, visible_counts
+from experiments.attention.base import Variant, check_qkv, visible_counts
 from experiments.attention._elementwise import elementwise_attention
 from experiments.attention.relu import ReLUAttention, ReLUConfig, relu_scores
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, check_qkv, visible_counts
+from experiments.attention.base import AttentionModule, Variant, check_qkv, visible_counts
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.attention.relu import relu_scores
 from experiments.config import param, require

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
 from experiments.config import param, require
 
 

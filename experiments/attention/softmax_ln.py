@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant
+from experiments.attention.base import AttentionModule, Variant
 from experiments.attention.softmax import attend, reference, weights
 from experiments.config import param, require
 

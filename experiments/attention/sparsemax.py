@@ -13,7 +13,7 @@ import dataclasses
 import entmax
 
 from experiments.attention import register
-from experiments.attention._common import AttentionModule, Variant, check_qkv
+from experiments.attention.base import AttentionModule, Variant, check_qkv
 from experiments.attention._sparse import sparsemax_row, masked_scores, rowwise
 from experiments.config import param, require
 

@@ -41,8 +41,8 @@ def learning_rate(name: str) -> float:
     return LEARNING_RATES[FAMILY.get(name, name)]
 
 
-def run(task: tuple[str, dict[str, Any]], variant: str | tuple[str, dict[str, Any]], *, seed: int,
-        train: dict[str, Any], **model: Any) -> RunConfig:
+def make_config(task: tuple[str, dict[str, Any]], variant: str | tuple[str, dict[str, Any]], *, seed: int,
+                train: dict[str, Any], **model: Any) -> RunConfig:
     """One RunConfig from ``(task name, knobs)``, a variant name or ``(name, params)``, and model fields.
 
     ``train`` without an ``lr`` takes the recipe's learning rate for the variant.

@@ -12,7 +12,7 @@ taken per head; each layer's best head is reported, as in ReLA.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import run
+from experiments.sweeps._common import make_config
 
 VARIANTS = ("rela_g", "softmax", "sparsemax", "entmax15")
 REORDERINGS = {"reversal": {}, "local_swaps": {"swap_prob": 1.0}}
@@ -28,7 +28,7 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(("alignment", dict(vocab_size=p["vocab"], source_len=p["source_len"], reordering=order,
+    return [make_config(("alignment", dict(vocab_size=p["vocab"], source_len=p["source_len"], reordering=order,
                                    fertility_prob=0.25, num_test_examples=500, **extra)),
                 name, seed=seed, train={**p["train"], "target_accuracy": 0.0}, **p["model"])
             for name in VARIANTS for order, extra in REORDERINGS.items() for seed in p["seeds"]]

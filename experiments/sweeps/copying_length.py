@@ -8,7 +8,7 @@ longer positions in training, which bounds every variant here.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, RECALL_MODEL, run
+from experiments.sweeps._common import MIXING, RECALL_MODEL, make_config
 
 VARIANTS = ("softmax", "rela_g", "linear", "relu_len")
 PROFILES = {
@@ -26,5 +26,5 @@ def configs(profile: str):
     p = PROFILES[profile]
     task = ("copying", dict(vocab_size=12, seq_len=2 * p["test_len"] + 3, train_min_len=1, train_max_len=p["train_len"],
                             test_min_len=1, test_max_len=p["test_len"], num_test_examples=500))
-    return [run(task, name, seed=seed, train={**p["train"], "target_accuracy": 0.0}, **p["model"])
+    return [make_config(task, name, seed=seed, train={**p["train"], "target_accuracy": 0.0}, **p["model"])
             for name in VARIANTS for seed in p["seeds"]]

@@ -9,7 +9,7 @@ Jensen-Shannon diversity across heads and top-mass share per layer and head.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, run
+from experiments.sweeps._common import MIXING, make_config
 
 VARIANTS = ("rela_g", "softmax", "sparsemax", "entmax15")
 TASK = ("mqar", dict(vocab_size=64, seq_len=64, num_kv_pairs=8, filler="blank", num_test_examples=500))
@@ -25,4 +25,4 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(TASK, name, seed=seed, train=p["train"], **p["model"]) for name in VARIANTS for seed in p["seeds"]]
+    return [make_config(TASK, name, seed=seed, train=p["train"], **p["model"]) for name in VARIANTS for seed in p["seeds"]]

@@ -14,7 +14,7 @@ per sequence and did not leave chance level in 600 steps at lengths 32 and
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, RECALL_MODEL, run
+from experiments.sweeps._common import MIXING, RECALL_MODEL, make_config
 
 VARIANTS = ("softmax", "reluformer")
 PROFILES = {
@@ -30,7 +30,7 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(("mqar", dict(vocab_size=64 if profile != "smoke" else 32, seq_len=length, num_kv_pairs=4,
+    return [make_config(("mqar", dict(vocab_size=64 if profile != "smoke" else 32, seq_len=length, num_kv_pairs=4,
                               power_a=1.0, filler="blank", num_test_examples=500)),
                 name, seed=seed, train=p["train"], **p["model"])
             for name in VARIANTS for length in p["lengths"] for seed in p["seeds"]]

@@ -8,7 +8,7 @@ lr-search``) and the other sweeps cite it; it is not part of ``make all``.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import LEARNING_RATES, RECALL_MODEL, run
+from experiments.sweeps._common import LEARNING_RATES, RECALL_MODEL, make_config
 
 VARIANTS = tuple(LEARNING_RATES)
 TASK = ("mqar", dict(vocab_size=64, seq_len=64, num_kv_pairs=8, filler="blank", num_test_examples=500))
@@ -26,7 +26,7 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(TASK, name, seed=seed, train={**p["train"], "lr": lr}, **p["model"])
+    return [make_config(TASK, name, seed=seed, train={**p["train"], "lr": lr}, **p["model"])
             for name in VARIANTS for lr in p["lrs"] for seed in p["seeds"]]
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import csv
     import sys
 
-    from experiments.io import atomic_write_text
+    from experiments.atomic import atomic_write_text
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:

@@ -14,7 +14,7 @@ slots (S6).
 
 from __future__ import annotations
 
-from experiments.sweeps._common import run
+from experiments.sweeps._common import make_config
 
 ACTIVATIONS = ("relu", "softmax", "softmax_ln")
 PROFILES = {
@@ -31,6 +31,6 @@ def configs(profile: str):
     p = PROFILES[profile]
     task = ("memorisation", dict(vocab_size=p["vocab"], num_facts=p["facts"], key_tokens=2, seq_len=18,
                                  num_test_examples=500))
-    return [run(task, "softmax", seed=seed, train={**p["train"], "target_accuracy": 0.0}, d_model=p["d_model"],
+    return [make_config(task, "softmax", seed=seed, train={**p["train"], "target_accuracy": 0.0}, d_model=p["d_model"],
                 num_heads=2, num_layers=1, mlp_activation=activation, mlp_ratio=ratio)
             for activation in ACTIVATIONS for ratio in p["ratios"] for seed in p["seeds"]]

@@ -11,7 +11,7 @@ the shift.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import RECALL_MODEL, run
+from experiments.sweeps._common import RECALL_MODEL, make_config
 
 VARIANTS = ("softmax", "rela_g")
 MIXINGS = ("none", "shift", "conv")
@@ -28,5 +28,5 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(TASK, name, seed=seed, train=p["train"], token_mixing=mixing, conv_width=4, **p["model"])
+    return [make_config(TASK, name, seed=seed, train=p["train"], token_mixing=mixing, conv_width=4, **p["model"])
             for name in VARIANTS for mixing in MIXINGS for seed in p["seeds"]]

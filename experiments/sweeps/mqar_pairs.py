@@ -21,7 +21,7 @@ Profiles:
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, RECALL_MODEL, run
+from experiments.sweeps._common import MIXING, RECALL_MODEL, make_config
 
 VARIANTS = ("softmax", "linear", "rela_g")
 PROFILES = {
@@ -38,7 +38,7 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(("mqar", dict(vocab_size=p["vocab_size"], seq_len=p["seq_len"], num_kv_pairs=pairs, filler="blank",
+    return [make_config(("mqar", dict(vocab_size=p["vocab_size"], seq_len=p["seq_len"], num_kv_pairs=pairs, filler="blank",
                               num_test_examples=p["test_examples"])),
                 name, seed=seed, train=p["train"], **p["model"])
             for name in VARIANTS for pairs in p["pairs"] for seed in p["seeds"]]

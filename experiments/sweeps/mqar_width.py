@@ -10,7 +10,7 @@ fast-weight state for linear attention (does not).
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, run
+from experiments.sweeps._common import MIXING, make_config
 
 VARIANTS = ("softmax", "linear")
 PROFILES = {
@@ -27,5 +27,5 @@ def configs(profile: str):
     p = PROFILES[profile]
     task = ("mqar", dict(vocab_size=64 if profile != "full" else 256, seq_len=64 if profile != "full" else 128,
                          num_kv_pairs=p["pairs"], filler="blank", num_test_examples=500))
-    return [run(task, name, seed=seed, train=p["train"], d_model=width, num_heads=p["heads"], **MIXING)
+    return [make_config(task, name, seed=seed, train=p["train"], d_model=width, num_heads=p["heads"], **MIXING)
             for name in VARIANTS for width in p["widths"] for seed in p["seeds"]]

@@ -12,7 +12,7 @@ step and loss spikes.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import MIXING, RECALL_MODEL, run
+from experiments.sweeps._common import MIXING, RECALL_MODEL, make_config
 
 VARIANTS = {
     "relu": ("relu", {}),
@@ -35,5 +35,5 @@ PROFILES = {
 
 def configs(profile: str):
     p = PROFILES[profile]
-    return [run(TASK, variant, seed=seed, train={**p["train"], "lr": lr}, **p["model"])
+    return [make_config(TASK, variant, seed=seed, train={**p["train"], "lr": lr}, **p["model"])
             for variant in VARIANTS.values() for lr in p["lrs"] for seed in p["seeds"]]

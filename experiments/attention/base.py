@@ -35,6 +35,22 @@ class Variant:
     weights: WeightsFn | None  # the full attention matrix, where one exists
     summary: str  # one line for listings and --help
 
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The ways the variant can be computed: the choices of its config's ``form`` field, ``auto`` aside
+        (``auto`` picks among them). Empty for a variant with one way only."""
+        for field in dataclasses.fields(self.config):
+            if field.name == "form":
+                return tuple(choice for choice in field.metadata.get("choices", ()) if choice != "auto")
+        return ()
+
+    def forms_on(self, device: str) -> tuple[str, ...]:
+        """:attr:`forms` that run on ``device`` (``cpu`` or ``cuda``)."""
+        return tuple(form for form in self.forms if device == "cuda" or form not in CUDA_ONLY_FORMS)
+
+
+CUDA_ONLY_FORMS = ("fused",)  # Triton kernels
+
 
 def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean ``(tq, tk)`` mask, True where query ``i`` may see key ``j``."""
