@@ -103,14 +103,14 @@ $(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
 
 # One plot script per figure; editing it rebuilds the figure (and nothing else).
 $(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py paper_figs/_rows.py | $(STAMP)
-	$(PY) paper_figs/plot_$*.py $< $@
+	$(PY) -m paper_figs.plot_$* $< $@
 
 # Speed (R4): forward+backward time of the variants ReLA compares, relative to softmax, one run.
 $(FIG_DIR)/speed.csv: experiments/bench_attention.py $(SOURCES) | $(STAMP)
 	$(PY) -m experiments.bench_attention --out $(FIG_DIR)/speed.md --csv $@ $(BENCH_ARGS) --variants $(BENCH_VARIANTS)
 
 $(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.csv $(NOTEBOOKS) paper_figs/claims.py paper_figs/_rows.py paper_figs/make_ledger.py
-	$(PY) paper_figs/make_ledger.py --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
+	$(PY) -m paper_figs.make_ledger --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
 	  --speed $(FIG_DIR)/speed.csv --out $@
 
 .PRECIOUS: $(FIG_DIR)/%.csv $(NOTEBOOK_DIR)/%.ipynb
@@ -122,7 +122,7 @@ notebooks: $(NOTEBOOKS)
 $(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
 	@mkdir -p $(NOTEBOOK_DIR)
 	$(PY) -m jupytext --quiet --to ipynb --output $@.tmp.ipynb $<
-	PYTHONPATH=$(CURDIR)/theory:$(CURDIR) THEORY_OUT=$(CURDIR)/$(NOTEBOOK_DIR) \
+	PYTHONPATH=$(CURDIR) THEORY_OUT=$(CURDIR)/$(NOTEBOOK_DIR) \
 	  $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
 	  $@.tmp.ipynb || { rm -f $@.tmp.ipynb; exit 1; }
 	mv $@.tmp.ipynb $@

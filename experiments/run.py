@@ -25,8 +25,8 @@ import synthetic
 from experiments import attention, cli
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
-from experiments.runs import (LockTimeout, RunConfig, check_compatible, check_fits, check_results_dir, describe,
-                             failure_path, record_failure, result_path, run)
+from experiments.cache import LockTimeout, check_results_dir, failure_path, record_failure, result_path
+from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.train import TrainConfig, resolve_device
 
 

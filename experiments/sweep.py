@@ -18,6 +18,7 @@ final metrics; it is written atomically after every run has finished.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import importlib
 import io
@@ -38,8 +39,9 @@ from experiments import cli, runs, sweeps
 from experiments.config import ConfigError
 from experiments.atomic import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
-from experiments.runs import (Locked, RunConfig, check_compatible, check_fits, check_results_dir, describe,
-                             failure_path, load_result, record_failure, result_path, results_dir, run)
+from experiments.cache import (Locked, check_results_dir, failure_path, holder_alive, load_result, record_failure,
+                               result_path, results_dir)
+from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -156,8 +158,21 @@ def _flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return items
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one run of a sweep ended, as a worker reports it to :func:`run_all`.
+
+    ``status``: ``done`` (trained now), ``cached``, ``failed`` (raised; traceback
+    recorded), ``locked`` (another runner holds it; only when not waiting) or
+    ``lost`` (its worker died). ``line`` is what the sweep prints for it.
+    """
+
+    status: str
+    line: str = ""
+
+
 def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
-             lock_timeout: float | None = None) -> str:
+             lock_timeout: float | None = None) -> Outcome:
     """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on.
 
     With ``wait=False`` a run another process holds is skipped and reported as ``locked``.
@@ -166,15 +181,13 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
     try:
         result, cached = run(config, root=root, progress=False, wait=wait, lock_timeout=lock_timeout)
     except Locked:
-        return LOCKED
+        return Outcome("locked")
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
         record_failure(config, error, root)
-        return f"failed   {config.run_id()}  {type(error).__name__}: {error} (traceback in " \
-               f"{failure_path(config, root)})"
-    return ("cached   " if cached else "") + describe(result).splitlines()[0] + f"  {result['status']}"
-
-
-LOCKED = "locked"
+        return Outcome("failed", f"failed   {config.run_id()}  {type(error).__name__}: {error} (traceback in "
+                                 f"{failure_path(config, root)})")
+    line = describe(result).splitlines()[0] + f"  {result['status']}"
+    return Outcome("cached", f"cached   {line}") if cached else Outcome("done", line)
 
 
 def _duration(seconds: float) -> str:
@@ -202,7 +215,7 @@ def state_counts(files: Iterable[tuple[str, Path, Path, Path]], lost: set[str] =
         total += 1
         if path.exists():
             done += 1
-        elif lock.exists() and runs.holder_alive(lock):
+        elif lock.exists() and holder_alive(lock):
             running += 1
         elif failure.exists() or key in lost:
             failed += 1
@@ -278,20 +291,19 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
             break
         skipped = []
         calls = [(c.to_dict(), root, wait, lock_timeout) for c in todo]
-        for index, message in executor.map(_run_one, calls, on_poll=report):
+        for index, ended in executor.map(_run_one, calls, on_poll=report):
             config = todo[index]
-            if isinstance(message, Lost):
+            if isinstance(ended, Lost):
                 progress.lost.add(config.key())
                 if not result_path(config, root).exists():  # recorded with its cause; a rerun does it again
-                    record_failure(config, message.reason, root)
-                message = f"lost     {config.run_id()}  {message.reason}"
-            if message == LOCKED:
+                    record_failure(config, ended.reason, root)
+                ended = Outcome("lost", f"lost     {config.run_id()}  {ended.reason}")
+            if ended.status == "locked":
                 skipped.append(config)
                 continue
-            for status in ("failed", "lost"):
-                if message.startswith(status):
-                    outcome[status].append(config.run_id())
-            print(f"{progress.line()} {message}", file=sys.stderr)
+            if ended.status in outcome:
+                outcome[ended.status].append(config.run_id())
+            print(f"{progress.line()} {ended.line}", file=sys.stderr)
         if skipped and not wait:
             print(f"{len(skipped)} run(s) held by another runner; waiting for them", file=sys.stderr)
         todo = skipped

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
 import sys
-from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
@@ -11,21 +12,26 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from _rows import group, load, value, variant  # noqa: E402,F401 - re-exported for the plot scripts
-
 from experiments.atomic import atomic_path  # noqa: E402
+from paper_figs._rows import group, load, value, variant  # noqa: E402,F401 - re-exported for the plot scripts
 
-# One colour per variant, the same in every figure; variants added later fall back to grey.
+# One colour per variant, the same in every figure; a variant not listed gets its own from its name (color()).
 COLORS = {
     "softmax": "#1f77b4", "softmax_ln": "#aec7e8", "linear": "#ff7f0e", "norm_linear": "#ffbb78",
     "inline": "#8c564b", "relu": "#d62728", "rela_g": "#2ca02c", "rela_i": "#98df8a", "relu_len": "#e377c2",
     "reluformer": "#9467bd", "reluformer+reg": "#c5b0d5", "sigmoid": "#17becf", "sparsemax": "#bcbd22",
     "entmax15": "#7f7f7f",
 }
+
+
+def color(name: str) -> str:
+    """The variant's fixed colour; for a name not in :data:`COLORS`, one derived from the name (the same in
+    every run and figure), saturated enough to tell from the grey of chance lines."""
+    if name in COLORS:
+        return COLORS[name]
+    hue = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 16**8
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.75, 0.8)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
 
 
 def caption(rows) -> str:

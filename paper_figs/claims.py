@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from statistics import mean
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rows import group, value, variant  # noqa: E402
+from paper_figs._rows import group, value, variant
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run")
 LEDGER_SWEEPS = ("mqar_pairs", "stability", "heads", "alignment_aer", "memory", "long_context")  # what the judges read

@@ -1,6 +1,6 @@
 """Write the claims ledger: one row per claim id of PAPERS.md, with a verdict computed from the results.
 
-    python paper_figs/make_ledger.py --profile quick --sweeps paper_figs/quick \\
+    python -m paper_figs.make_ledger --profile quick --sweeps paper_figs/quick \\
         --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.csv --out paper_figs/CLAIMS.md
 
 Reads every ``<sweep>.csv`` in ``--sweeps``, every notebook verdict file in
@@ -17,13 +17,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from claims import CLAIMS, LEDGER_SWEEPS, VERDICTS, Evidence  # noqa: E402
-
-from experiments import cli  # noqa: E402
-from experiments.atomic import atomic_write_text  # noqa: E402
+from experiments import cli
+from experiments.atomic import atomic_write_text
+from paper_figs.claims import CLAIMS, LEDGER_SWEEPS, VERDICTS, Evidence
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -78,7 +74,7 @@ def render(evidence: Evidence, profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.Parser(prog="paper_figs/make_ledger.py", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m paper_figs.make_ledger", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True)
     parser.add_argument("--sweeps", type=Path, required=True, help="folder of the sweep CSVs")
     parser.add_argument("--theory", type=Path, required=True, help="folder of the notebooks' verdict files")

@@ -1,13 +1,13 @@
 """Figure: best-head AER of cross-attention per reordering, and test accuracy (R7, R3).
 
-    python paper_figs/plot_alignment_aer.py alignment_aer.csv alignment_aer.png
+    python -m paper_figs.plot_alignment_aer alignment_aer.csv alignment_aer.png
 """
 
 import sys
 
 import numpy as np
 
-from _plot import COLORS, chance_line, group, main, mean_range, plt, save, title, value, variant
+from paper_figs._plot import chance_line, color, group, main, mean_range, plt, save, title, value, variant
 
 
 def plot(rows, out):
@@ -22,7 +22,7 @@ def plot(rows, out):
             stats = [mean_range([value(r, column) for r in groups[(name, o)]]) for o in orders]
             ax.bar(np.arange(len(orders)) + (i - (len(names) - 1) / 2) * width, [m for m, _, _ in stats], width,
                    yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=2,
-                   color=COLORS.get(name), label=name)
+                   color=color(name), label=name)
         ax.set_xticks(range(len(orders)), orders)
         ax.set_ylabel(label)
     chance_line(axes[1], rows)

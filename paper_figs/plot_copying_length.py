@@ -1,13 +1,12 @@
 """Figure: copying accuracy by string length; the shaded band is the training range.
 
-    python paper_figs/plot_copying_length.py copying_length.csv copying_length.png
+    python -m paper_figs.plot_copying_length copying_length.csv copying_length.png
 """
 
 import sys
 
-import numpy as np
 
-from _plot import COLORS, chance_line, group, main, plt, save, spread_line, title, value, variant
+from paper_figs._plot import chance_line, color, group, main, plt, save, spread_line, title, value, variant
 
 
 def plot(rows, out):
@@ -15,7 +14,7 @@ def plot(rows, out):
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for (name,), runs in group(rows, variant).items():
         spread_line(ax, lengths, [[value(r, f"slice.length.{n}") for r in runs] for n in lengths],
-                    color=COLORS.get(name), label=name)
+                    color=color(name), label=name)
     ax.axvspan(int(rows[0]["task.train_min_len"]) - 0.5, int(rows[0]["task.train_max_len"]) + 0.5, color="gray",
                alpha=0.15, label="training lengths")
     chance_line(ax, rows)

@@ -1,11 +1,11 @@
 """Figure: attention statistics of trained models: sparsity, null rows, head diversity, top mass (R1, R5, R6).
 
-    python paper_figs/plot_heads.py heads.csv heads.png
+    python -m paper_figs.plot_heads heads.csv heads.png
 """
 
 import sys
 
-from _plot import COLORS, caption, group, main, mean_range, plt, save, value, variant
+from paper_figs._plot import caption, color, group, main, mean_range, plt, save, value, variant
 
 PANELS = [("attn.sparsity.mean", "sparsity rate", 0.5), ("attn.null_rate.max", "largest null-row rate", None),
           ("attn.head_diversity.mean", "JS across heads", None), ("attn.top_mass.mean", "top 0.2% mass", None)]
@@ -17,7 +17,7 @@ def plot(rows, out):
     fig, axes = plt.subplots(1, len(PANELS), figsize=(10, 2.8))
     for ax, (column, label, baseline) in zip(axes, PANELS):
         stats = [mean_range(value(r, column) for r in groups[(n,)]) for n in names]  # the seed spread as a bar
-        ax.bar(range(len(names)), [m for m, _, _ in stats], color=[COLORS.get(n) for n in names],
+        ax.bar(range(len(names)), [m for m, _, _ in stats], color=[color(n) for n in names],
                yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=2)
         ax.set_xticks(range(len(names)), names, rotation=45, fontsize=7)
         ax.set_title(label, fontsize=8)

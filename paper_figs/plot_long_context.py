@@ -1,13 +1,12 @@
 """Figure: associative-recall accuracy against sequence length per variant (S5).
 
-    python paper_figs/plot_long_context.py long_context.csv long_context.png
+    python -m paper_figs.plot_long_context long_context.csv long_context.png
 """
 
 import sys
 
-import numpy as np
 
-from _plot import COLORS, chance_line, group, log_ticks, main, plt, save, spread_line, title, value, variant
+from paper_figs._plot import chance_line, color, group, log_ticks, main, plt, save, spread_line, title, value, variant
 
 
 def plot(rows, out):
@@ -16,7 +15,7 @@ def plot(rows, out):
     for name in dict.fromkeys(variant(r) for r in rows):
         lengths = sorted(n for v, n in groups if v == name)
         spread_line(ax, lengths, [[value(r, "test_accuracy") for r in groups[(name, n)]] for n in lengths],
-                    color=COLORS.get(name), label=name)
+                    color=color(name), label=name)
     chance_line(ax, rows)
     log_ticks(ax, [n for _, n in groups])
     ax.set(xlabel="sequence length", ylabel="MQAR test accuracy", ylim=(0, 1.05))

@@ -1,13 +1,12 @@
 """Figure: memorisation accuracy against MLP slots per activation, and the softmax FFN's top-slot mass (S2, S3, S6).
 
-    python paper_figs/plot_memory.py memory.csv memory.png
+    python -m paper_figs.plot_memory memory.csv memory.png
 """
 
 import sys
 
-import numpy as np
 
-from _plot import chance_line, group, log_ticks, main, plt, save, spread_line, title, value
+from paper_figs._plot import chance_line, group, log_ticks, main, plt, save, spread_line, title, value
 
 STYLE = {"relu": "tab:red", "softmax": "tab:blue", "softmax_ln": "tab:purple", "gelu": "tab:gray"}
 

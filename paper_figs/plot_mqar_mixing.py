@@ -1,6 +1,6 @@
 """Figure: MQAR accuracy with and without token mixing before attention (the plateau, as a finding).
 
-    python paper_figs/plot_mqar_mixing.py mqar_mixing.csv mqar_mixing.png
+    python -m paper_figs.plot_mqar_mixing mqar_mixing.csv mqar_mixing.png
 
 One group of bars per attention variant, one bar per token mixing (none,
 shift, conv), mean over seeds with the min..max spread, the steps each run
@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from _plot import chance_line, group, main, mean_range, plt, save, title, value, variant
+from paper_figs._plot import chance_line, group, main, mean_range, plt, save, title, value, variant
 
 MIXING_COLORS = {"none": "#bbbbbb", "shift": "#1f77b4", "conv": "#2ca02c"}
 

@@ -1,6 +1,6 @@
 """Figure: MQAR test accuracy against the number of key-value pairs, one line per attention.
 
-    python paper_figs/plot_mqar_pairs.py results.csv figure.png
+    python -m paper_figs.plot_mqar_pairs results.csv figure.png
 
 Reads the CSV written by ``python -m experiments.sweep mqar_pairs``. Each point
 is the mean over seeds, the bar the min..max; a run that diverged is drawn as
@@ -12,7 +12,7 @@ among the example's values) and the learned threshold are drawn against N.
 
 import sys
 
-from _plot import COLORS, caption, chance_line, group, log_ticks, main, plt, save, value, variant
+from paper_figs._plot import caption, chance_line, color, group, log_ticks, main, plt, save, value, variant
 
 
 def plot(rows: list[dict[str, str]], out: str) -> None:
@@ -32,11 +32,10 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
                 if r["status"] == "diverged":
                     ax.plot(n, 0.0, "x", color="black")
         errors = [[m - lo for m, lo in zip(means, lows)], [hi - m for m, hi in zip(means, highs)]]
-        color = COLORS.get(name)
-        line = ax.errorbar(pairs, means, yerr=errors, capsize=3, label=name, color=color, zorder=2)
-        color = line[0].get_color()
+        shade = color(name)
+        ax.errorbar(pairs, means, yerr=errors, capsize=3, label=name, color=shade, zorder=2)
         for n, m, done in zip(pairs, means, finished):
-            ax.plot(n, m, "o", markeredgecolor=color, markerfacecolor=color if done else "white", zorder=3)
+            ax.plot(n, m, "o", markeredgecolor=shade, markerfacecolor=shade if done else "white", zorder=3)
 
     chance_line(ax, rows, x=lambda r: int(r["task.num_kv_pairs"]))
     first = rows[0]
@@ -52,12 +51,12 @@ def plot(rows: list[dict[str, str]], out: str) -> None:
     head_dim = int(first["model.d_model"]) // int(first["model.num_heads"])
     top = max(int(r["task.num_kv_pairs"]) for r in rows)
     if head_dim <= top:
-        ax.axvline(head_dim, color=COLORS["linear"], ls=":", lw=1)
+        ax.axvline(head_dim, color=color("linear"), ls=":", lw=1)
         ax.annotate(f"linear feature dim {head_dim}", (head_dim, 0.45), rotation=90, fontsize=6,
-                    color=COLORS["linear"])
+                    color=color("linear"))
     else:
         ax.text(0.99, 0.5, f"linear feature dim {head_dim} > {top} pairs", transform=ax.transAxes, ha="right",
-                fontsize=6, color=COLORS["linear"])
+                fontsize=6, color=color("linear"))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     save(fig, out)

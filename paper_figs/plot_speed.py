@@ -1,13 +1,13 @@
 """Figure: forward+backward time of each variant relative to softmax, per length (R4).
 
-    python paper_figs/plot_speed.py speed.csv speed.png
+    python -m paper_figs.plot_speed speed.csv speed.png
 """
 
 import sys
 
 import numpy as np
 
-from _plot import COLORS, load, plt, save
+from paper_figs._plot import color, load, plt, save
 
 
 def plot(rows, out):
@@ -19,7 +19,7 @@ def plot(rows, out):
         ratios = {r["variant"]: float(r["ratio"]) for r in rows if int(r["length"]) == length}
         ax.bar(np.arange(len(names)) + (j - (len(lengths) - 1) / 2) * width, [ratios[n] for n in names], width,
                label=f"T={length}", alpha=0.5 + 0.5 * j / max(1, len(lengths) - 1),
-               color=[COLORS.get(n.split(" ")[0], "gray") for n in names])
+               color=[color(n.split(" ")[0]) for n in names])
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=6)

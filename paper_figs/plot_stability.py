@@ -1,13 +1,13 @@
 """Figure: final MQAR accuracy of the ReLU family per learning rate; a cross marks a diverged run (R2, S4).
 
-    python paper_figs/plot_stability.py stability.csv stability.png
+    python -m paper_figs.plot_stability stability.csv stability.png
 """
 
 import sys
 
 import numpy as np
 
-from _plot import COLORS, chance_line, group, main, plt, save, title, value, variant
+from paper_figs._plot import chance_line, color, group, main, plt, save, title, value, variant
 
 
 def plot(rows, out):
@@ -23,7 +23,7 @@ def plot(rows, out):
                 continue
             accs = [value(r, "test_accuracy") for r in runs]
             x = j + (i - (len(names) - 1) / 2) * width
-            ax.bar(x, np.mean(accs), width, color=COLORS.get(name), label=name if j == 0 else None,
+            ax.bar(x, np.mean(accs), width, color=color(name), label=name if j == 0 else None,
                    yerr=[[np.mean(accs) - min(accs)], [max(accs) - np.mean(accs)]] if len(accs) > 1 else None)
             diverged = sum(r["status"] == "diverged" for r in runs)
             if diverged:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import runs, sweep
+from experiments import cache, runs, sweep
 from experiments.config import ConfigError
 from experiments.executors import LocalExecutor, Lost, SubmititExecutor, make_executor
 
@@ -214,8 +214,8 @@ def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path, li
     assert progress.line() == "[0/6 done, 0 running, 0 failed, ETA ?]"
     for config in configs[:2]:
         runs.run(config, root=tmp_path, progress=False)
-    runs.record_failure(configs[2], ValueError("boom"), tmp_path)
-    held = runs.result_path(configs[3], tmp_path).with_suffix(".lock")
+    cache.record_failure(configs[2], ValueError("boom"), tmp_path)
+    held = cache.result_path(configs[3], tmp_path).with_suffix(".lock")
     held.write_text(f"{__import__('platform').node()} {live_pid}")  # a live holder: another process
     progress.lost.add(configs[4].key())
     now[0] = 60.0  # two runs in 60 s, one left (besides the failed and lost) -> 30 s
@@ -225,24 +225,24 @@ def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path, li
 
 def test_a_lock_from_another_host_is_stale_once_its_heartbeat_stops(tmp_path):
     config = sweep.file_configs(write_sweep(tmp_path / "s.json"))[0]
-    lock = runs.result_path(config, tmp_path).with_suffix(".lock")
+    lock = cache.result_path(config, tmp_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True)
     lock.write_text("some-other-node 12345")
-    with pytest.raises(runs.Locked):  # fresh: its holder is presumed alive
+    with pytest.raises(cache.Locked):  # fresh: its holder is presumed alive
         runs.run(config, root=tmp_path, progress=False, wait=False)
-    old = time.time() - runs.STALE_AFTER_SECONDS - 1
+    old = time.time() - cache.STALE_AFTER_SECONDS - 1
     os.utime(lock, (old, old))
     result, cached = runs.run(config, root=tmp_path, progress=False, wait=False)
     assert not cached and result["key"] == config.key() and not lock.exists()
 
 
 def test_a_running_run_keeps_its_lock_fresh(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(cache, "HEARTBEAT_SECONDS", 0.05)
     lock = tmp_path / "x.lock"
     lock.write_text("host 1")
     old = time.time() - 1000
     os.utime(lock, (old, old))
-    beat = runs._Heartbeat(lock)
+    beat = cache.Heartbeat(lock)
     beat.start()
     time.sleep(0.3)
     beat.stopped.set()
@@ -288,7 +288,7 @@ def test_a_truncated_result_is_redone_by_a_submitit_sweep(tmp_path):
             "--results-dir", str(tmp_path / "a")]
     assert sweep_cli(*argv).returncode == 0
     before = metrics(tmp_path / "a")
-    victim = runs.result_path(sweep.file_configs(path)[0], tmp_path / "a")
+    victim = cache.result_path(sweep.file_configs(path)[0], tmp_path / "a")
     victim.write_text(victim.read_text()[:200])  # cut short, as a crash outside the atomic write would
     again = sweep_cli(*argv)
     assert again.returncode == 0, again.stderr

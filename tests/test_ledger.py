@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "paper_figs"))
-
-import claims  # noqa: E402
-import make_ledger  # noqa: E402
-
-from claims import CLAIMS, Evidence  # noqa: E402
+from paper_figs import claims, make_ledger
+from paper_figs.claims import CLAIMS, Evidence
 
 
 THRESHOLD = 0.5  # the fabricated runs' learned threshold (halfway from a chance level of 0)

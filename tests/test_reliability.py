@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import runs, sweep, train
+from experiments import cache, runs, sweep, train
 from experiments.config import ConfigError
 from experiments.train import TrainConfig
 
@@ -44,7 +44,7 @@ class Planted:
 def test_a_planted_pickle_checkpoint_runs_no_code_and_is_set_aside(tmp_path, capsys):
     config = smoke_config()
     marker = tmp_path / "pwned"
-    checkpoint = runs.result_path(config, tmp_path).with_suffix(".ckpt")
+    checkpoint = cache.result_path(config, tmp_path).with_suffix(".ckpt")
     checkpoint.parent.mkdir(parents=True)
     torch.save({"model": Planted(str(marker)), "step": 1}, checkpoint)
     result, cached = runs.run(config, root=tmp_path, progress=False)
@@ -81,9 +81,9 @@ def test_a_non_finite_test_loss_at_an_evaluation_is_a_divergence_not_a_crash_loo
     result, _ = runs.run(config, root=tmp_path, progress=False)
     assert result["status"] == "diverged" and result["diverged_at_step"] == 2 * config.train.eval_every
     assert result["final"]["last_finite"]["step"] == config.train.eval_every
-    written = json.loads(runs.result_path(config, tmp_path).read_text())  # strict JSON: no NaN, no Infinity
+    written = json.loads(cache.result_path(config, tmp_path).read_text())  # strict JSON: no NaN, no Infinity
     assert written["status"] == "diverged"
-    assert not runs.result_path(config, tmp_path).with_suffix(".ckpt").exists()
+    assert not cache.result_path(config, tmp_path).with_suffix(".ckpt").exists()
     monkeypatch.setattr(train, "evaluate", real)
     again, cached = runs.run(config, root=tmp_path, progress=False, force=True)  # --force starts clean
     assert not cached and again["status"] != "diverged"
@@ -105,15 +105,15 @@ def test_learning_rates_outside_the_stated_range_are_refused(lr):
 def test_an_untrustworthy_lock_is_stale_once_its_heartbeat_stops(tmp_path, content):
     lock = tmp_path / "x.lock"
     lock.write_bytes(content.encode("utf-8", "surrogateescape"))
-    assert runs.holder_alive(lock)  # fresh: it may be being written, or its holder is alive
-    old = time.time() - runs.STALE_AFTER_SECONDS - 1
+    assert cache.holder_alive(lock)  # fresh: it may be being written, or its holder is alive
+    old = time.time() - cache.STALE_AFTER_SECONDS - 1
     os.utime(lock, (old, old))
-    assert not runs.holder_alive(lock)  # pid 1, garbage, empty: nobody refreshed it, so nobody holds it
+    assert not cache.holder_alive(lock)  # pid 1, garbage, empty: nobody refreshed it, so nobody holds it
 
 
 def test_a_lock_naming_this_process_is_never_waited_on(tmp_path):
     config = smoke_config()
-    lock = runs.lock_path(config, tmp_path)
+    lock = cache.lock_path(config, tmp_path)
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{platform.node()} {os.getpid()}")
     result, cached = runs.run(config, root=tmp_path, progress=False, wait=True, lock_timeout=5)
@@ -122,24 +122,24 @@ def test_a_lock_naming_this_process_is_never_waited_on(tmp_path):
 
 def test_waiting_for_a_live_lock_says_who_holds_it_and_is_bounded_by_the_lock_timeout(tmp_path, live_pid,
                                                                                       monkeypatch, capsys):
-    monkeypatch.setattr(runs, "WAIT_REPORT_SECONDS", 0.2)  # the once-a-minute line, sped up
+    monkeypatch.setattr(cache, "WAIT_REPORT_SECONDS", 0.2)  # the once-a-minute line, sped up
     config = smoke_config()
-    lock = runs.lock_path(config, tmp_path)
+    lock = cache.lock_path(config, tmp_path)
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{platform.node()} {live_pid}")
     started = time.monotonic()
-    with pytest.raises(runs.LockTimeout, match=f"pid {live_pid}"):
+    with pytest.raises(cache.LockTimeout, match=f"pid {live_pid}"):
         runs.run(config, root=tmp_path, progress=False, lock_timeout=0.7, poll_seconds=0.1)
     assert time.monotonic() - started < 5
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("waiting for")]
     assert 2 <= len(said) <= 4 and all(f"held by pid {live_pid}" in line for line in said)
-    assert not runs.result_path(config, tmp_path).exists()
+    assert not cache.result_path(config, tmp_path).exists()
 
 
 @pytest.mark.parametrize("plant", ["list", "shape", "folder", "binary"])
 def test_a_wrong_file_at_a_result_path_is_set_aside_once_and_the_run_redone(tmp_path, capsys, plant):
     config = smoke_config()
-    path = runs.result_path(config, tmp_path)
+    path = cache.result_path(config, tmp_path)
     path.parent.mkdir(parents=True)
     if plant == "list":
         path.write_text("[1, 2, 3]")
@@ -293,7 +293,7 @@ def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
     deadline = time.monotonic() + 60
     while victim is None and time.monotonic() < deadline:
         for lock in results.rglob("*.lock"):
-            host, pid, _ = runs.read_lock(lock)
+            host, pid, _ = cache.read_lock(lock)
             if pid is not None:
                 victim = pid
                 break

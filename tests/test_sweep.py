@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import runs, sweep
+from experiments import cache, runs, sweep
 from experiments.config import ConfigError
 from experiments.atomic import atomic_path, atomic_write_text
 
@@ -73,7 +73,7 @@ def test_smoke_sweep_collects_resumes_and_plots(tmp_path, monkeypatch):
     assert sweep.main(["mqar_pairs", "--profile", "smoke", "--workers", "1", "--csv", str(out_csv),
                        "--results-dir", str(results)]) == 0
 
-    done = subprocess.run([sys.executable, str(ROOT / "paper_figs" / "plot_mqar_pairs.py"), str(out_csv), str(out_png)],
+    done = subprocess.run([sys.executable, "-m", "paper_figs.plot_mqar_pairs", str(out_csv), str(out_png)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -108,12 +108,12 @@ def test_cache_key_depends_on_every_part_of_the_config():
 def test_a_truncated_result_file_is_redone(tmp_path, monkeypatch):
     config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
     first, cached = runs.run(config, root=tmp_path, progress=False)
-    path = runs.result_path(config, tmp_path)
+    path = cache.result_path(config, tmp_path)
     path.write_text(path.read_text()[:100])  # a crash outside the atomic write
-    assert runs.load_result(config, tmp_path) is None
+    assert cache.load_result(config, tmp_path) is None
     again, cached = runs.run(config, root=tmp_path, progress=False)
     assert not cached and again["curve"] == first["curve"]
-    assert runs.load_result(config, tmp_path)["key"] == config.key()
+    assert cache.load_result(config, tmp_path)["key"] == config.key()
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
@@ -133,9 +133,9 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
             "--results-dir", str(tmp_path / "results")]
     assert sweep.main(argv) == 1
     assert "1 run(s) failed" in capsys.readouterr().err
-    failure = runs.failure_path(configs[2], tmp_path / "results")
+    failure = cache.failure_path(configs[2], tmp_path / "results")
     assert "RuntimeError: boom" in json.loads(failure.read_text())["error"]
-    assert sum(runs.load_result(c, tmp_path / "results") is not None for c in configs) == len(configs) - 1
+    assert sum(cache.load_result(c, tmp_path / "results") is not None for c in configs) == len(configs) - 1
     assert not (tmp_path / "out.csv").exists()
 
     monkeypatch.setattr(runs, "train", real_train)  # the cause is fixed: only the failed run is done again
@@ -148,10 +148,10 @@ def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path, live_p
     import platform
 
     config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
-    lock = runs.result_path(config, tmp_path).with_suffix(".lock")
+    lock = cache.result_path(config, tmp_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{platform.node()} {live_pid}")  # held by a live process that keeps it fresh
-    with pytest.raises(runs.Locked):
+    with pytest.raises(cache.Locked):
         runs.run(config, root=tmp_path, progress=False, wait=False)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -49,14 +49,12 @@ def test_every_notebook_is_valid_percent_format():
 def capacity(tmp_path_factory):
     os.environ["THEORY_FAST"] = "1"
     os.environ["THEORY_OUT"] = str(tmp_path_factory.mktemp("capacity"))
-    sys.path.insert(0, str(THEORY))
     grad_mode, dtype = torch.is_grad_enabled(), torch.get_default_dtype()
     try:
         return runpy.run_path(str(THEORY / "capacity.py"))
     finally:  # the notebook sets global torch state; later tests must not inherit it
         torch.set_grad_enabled(grad_mode)
         torch.set_default_dtype(dtype)
-        sys.path.remove(str(THEORY))
         os.environ.pop("THEORY_FAST")
         os.environ.pop("THEORY_OUT")
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from experiments.atomic import atomic_path, atomic_write_text
 
-from experiments.atomic import atomic_path, atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FAST = os.environ.get("THEORY_FAST") == "1"
 OUT = Path(os.environ.get("THEORY_OUT", ROOT / "paper_figs" / "theory"))

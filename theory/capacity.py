@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 
 torch.set_grad_enabled(False)

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 
 torch.set_grad_enabled(False)

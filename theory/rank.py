@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import sympy as sp
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 from experiments.attention._features import FEATURE_MAPS
 from experiments.attention._linear import LinearFamilyModule

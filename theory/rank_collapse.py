@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 
 torch.set_default_dtype(torch.float64)

@@ -24,11 +24,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import sympy as sp
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 
 torch.set_grad_enabled(False)

@@ -23,13 +23,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import scipy.stats
 import sympy as sp
 import sympy.stats as ss
 import torch
 
-import _mc
+from theory import _mc
 from experiments import attention
 
 torch.set_grad_enabled(False)

@@ -1,0 +1,1 @@
+"""Theory notebooks (percent-format scripts) and the helpers they share (``_mc``)."""
