@@ -1,7 +1,7 @@
 """Statistics of attention matrices, per layer and head.
 
 All functions take a weight matrix ``(B, H, Tq, Tk)`` as returned by a
-variant's ``weights`` (or ``Transformer.attention_weights``) and the mask of
+variant's ``weights`` (or ``attention_maps`` of a model) and the mask of
 the keys each query may see, and return one number per head ``(H,)``
 averaged over batch and queries, so they plot directly:
 

@@ -138,18 +138,47 @@ def _mixing(config: "ModelConfig") -> TokenMixing | None:
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig):
+    """A pre-norm residual block: self-attention, cross-attention to an encoder's output (decoder blocks of an
+    encoder-decoder only), then the MLP (if any); each sub-layer as ``x + sublayer(norm(x))``."""
+
+    def __init__(self, config: ModelConfig, cross_attention: Any = None):
         super().__init__()
         self.attn_norm = nn.LayerNorm(config.d_model)
         self.attn = attention.build_module(config.attention, d_model=config.d_model, num_heads=config.num_heads)
         self.mlp_norm = nn.LayerNorm(config.d_model) if config.mlp else None
         self.mlp = MLP(config.d_model, config.mlp_ratio * config.d_model, config.mlp_activation) if config.mlp else None
+        self.cross_norm = nn.LayerNorm(config.d_model) if cross_attention is not None else None
+        self.cross = None if cross_attention is None else attention.build_module(
+            cross_attention, d_model=config.d_model, num_heads=config.num_heads)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x))
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), causal=causal)  # (B, T, C)
+        if self.cross is not None:
+            x = x + self.cross(self.cross_norm(x), memory, causal=False)  # memory (B, S, C)
         if self.mlp is not None:
             x = x + self.mlp(self.mlp_norm(x))
         return x
+
+    def maps(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+        """The attention matrix this block applies: cross-attention's ``(B, H, T, S)`` where it has one,
+        else self-attention's ``(B, H, T, T)``."""
+        if self.cross is None:
+            return self.attn.weights(self.attn_norm(x), causal=causal)
+        h = x + self.attn(self.attn_norm(x), causal=causal)
+        return self.cross.weights(self.cross_norm(h), memory, causal=False)
+
+    def attention_modules(self) -> list[nn.Module]:
+        return [self.attn] + ([self.cross] if self.cross is not None else [])
+
+
+def _sum_aux_losses(blocks) -> dict[str, torch.Tensor]:
+    """Auxiliary losses of the last forward pass (e.g. ReLUFormer's), summed over blocks by name."""
+    total: dict[str, torch.Tensor] = {}
+    for block in blocks:
+        for module in block.attention_modules():
+            for name, value in module.aux_losses().items():
+                total[name] = total[name] + value if name in total else value
+    return total
 
 
 class Transformer(nn.Module):
@@ -196,43 +225,27 @@ class Transformer(nn.Module):
             x = block(x)
         return self.head(self.final_norm(x))
 
+    @staticmethod
+    def split_batch(batch: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """``(arguments of forward, labels)`` of an ``lm`` task's batch ``(inputs, labels)``."""
+        inputs, labels = batch
+        return (inputs,), labels
+
     @torch.no_grad()
-    def attention_weights(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """Per layer, the ``(B, H, T, T)`` attention matrix each block applies."""
-        x = self.embed(idx)
+    def attention_maps(self, batch: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], bool]:
+        """Per layer, the ``(B, H, T, T)`` attention matrix each block applies, and that it is causal."""
+        x = self.embed(batch[0])
         maps = []
         for block in self.blocks:
-            maps.append(block.attn.weights(block.attn_norm(x)))
+            maps.append(block.maps(x))
             x = block(x)
-        return maps
+        return maps, True
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
-        """Auxiliary losses of the last forward pass, summed over blocks by name (e.g. ReLUFormer's)."""
-        total: dict[str, torch.Tensor] = {}
-        for block in self.blocks:
-            for name, value in block.attn.aux_losses().items():
-                total[name] = total[name] + value if name in total else value
-        return total
+        return _sum_aux_losses(self.blocks)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-class DecoderBlock(nn.Module):
-    """Causal self-attention, cross-attention to the encoder, MLP; each pre-norm with a residual."""
-
-    def __init__(self, config: ModelConfig, cross_attention: Any):
-        super().__init__()
-        self.self_block = Block(config)  # self-attention + MLP
-        self.cross_norm = nn.LayerNorm(config.d_model)
-        self.cross = attention.build_module(cross_attention, d_model=config.d_model, num_heads=config.num_heads)
-
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_block.attn(self.self_block.attn_norm(x))
-        x = x + self.cross(self.cross_norm(x), memory, causal=False)
-        if self.self_block.mlp is not None:
-            x = x + self.self_block.mlp(self.self_block.mlp_norm(x))
-        return x
 
 
 class EncoderDecoder(nn.Module):
@@ -255,7 +268,7 @@ class EncoderDecoder(nn.Module):
         self.encoder = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.encoder_norm = nn.LayerNorm(config.d_model)
         cross = config.attention if cross_attention is None else cross_attention
-        self.decoder = nn.ModuleList(DecoderBlock(config, cross) for _ in range(config.num_layers))
+        self.decoder = nn.ModuleList(Block(config, cross) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, vocab_size, bias=False)
         self.apply(Transformer._init)
@@ -271,9 +284,7 @@ class EncoderDecoder(nn.Module):
     def encode(self, source: torch.Tensor) -> torch.Tensor:
         x = self._embed(source, self.source_positions, self.source_mixing)
         for block in self.encoder:
-            x = x + block.attn(block.attn_norm(x), causal=False)
-            if block.mlp is not None:
-                x = x + block.mlp(block.mlp_norm(x))
+            x = block(x, causal=False)
         return self.encoder_norm(x)  # (B, S, C)
 
     def forward(self, source: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -284,25 +295,25 @@ class EncoderDecoder(nn.Module):
             x = block(x, memory)
         return self.head(self.final_norm(x))
 
+    @staticmethod
+    def split_batch(batch: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """``(arguments of forward, labels)`` of a ``seq2seq`` batch ``(source, inputs, labels, alignment)``."""
+        source, inputs, labels, _ = batch
+        return (source, inputs), labels
+
     @torch.no_grad()
-    def cross_attention_weights(self, source: torch.Tensor, inputs: torch.Tensor) -> list[torch.Tensor]:
-        """Per decoder layer, the ``(B, H, T, S)`` cross-attention matrix."""
-        memory = self.encode(source)
-        x = self._embed(inputs, self.target_positions, self.target_mixing)
+    def attention_maps(self, batch: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], bool]:
+        """Per decoder layer, the ``(B, H, T, S)`` cross-attention matrix (not causal: it sees the whole source)."""
+        memory = self.encode(batch[0])
+        x = self._embed(batch[1], self.target_positions, self.target_mixing)
         maps = []
         for block in self.decoder:
-            h = x + block.self_block.attn(block.self_block.attn_norm(x))
-            maps.append(block.cross.weights(block.cross_norm(h), memory, causal=False))
+            maps.append(block.maps(x, memory))
             x = block(x, memory)
-        return maps
+        return maps, False
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
-        total: dict[str, torch.Tensor] = {}
-        modules = [b.attn for b in self.encoder] + [m for b in self.decoder for m in (b.self_block.attn, b.cross)]
-        for module in modules:
-            for name, value in module.aux_losses().items():
-                total[name] = total[name] + value if name in total else value
-        return total
+        return _sum_aux_losses([*self.encoder, *self.decoder])
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

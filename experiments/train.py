@@ -114,12 +114,8 @@ def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
 def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...],
                       forward: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``forward`` (default ``model``) may be a compiled ``model``."""
-    forward = model if forward is None else forward
-    if isinstance(model, EncoderDecoder):
-        source, inputs, labels, _ = batch
-        return forward(source, inputs), labels
-    inputs, labels = batch
-    return forward(inputs), labels
+    arguments, labels = model.split_batch(batch)
+    return (model if forward is None else forward)(*arguments), labels
 
 
 @torch.no_grad()
@@ -148,12 +144,10 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
         result["slices"] = {name: metrics.by_slice(correct, asked, values)
                             for name, values in synthetic.slices(task, test).items()}
         probe = tuple(t[:64] for t in test)  # a fixed slice of the test set for the analyses below
-        if isinstance(model, EncoderDecoder):
-            source, inputs, _, gold = (t[:batch_size] for t in test)
-            result["aer"] = metrics.alignment_error(model.cross_attention_weights(source, inputs), gold)
-            maps, causal = model.cross_attention_weights(probe[0], probe[1]), False
-        else:
-            maps, causal = model.attention_weights(probe[0]), True
+        if synthetic.kind_of(task) == "seq2seq":  # the task gives gold alignment links: score the maps on them
+            aligned = tuple(t[:batch_size] for t in test)
+            result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3])
+        maps, causal = model.attention_maps(probe)
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
         result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
         result["decode_state_bytes"] = metrics.decode_state_bytes(model, test[0].shape[1])

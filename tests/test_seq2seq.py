@@ -66,7 +66,8 @@ def test_encoder_decoder_runs_every_variant_and_its_decoder_is_causal(name):
     changed = inputs.clone()
     changed[:, 6] = (changed[:, 6] + 1) % 16
     assert torch.equal(model(source, changed)[:, :6], logits[:, :6])
-    maps = model.cross_attention_weights(source, inputs)
+    maps, causal = model.attention_maps((source, inputs))
+    assert not causal  # cross-attention sees the whole source
     assert [m.shape for m in maps] == [(3, 2, task.seq_len, 5)] * 2
 
 

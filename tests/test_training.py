@@ -31,7 +31,7 @@ def test_model_is_causal_for_every_variant(name):
     after = model(idx)
     assert torch.allclose(before[:, :6], after[:, :6], atol=0, rtol=0)
     assert not torch.allclose(before[:, 6:], after[:, 6:])
-    assert [w.shape for w in model.attention_weights(idx)] == [(2, 2, 12, 12)] * 2
+    assert [w.shape for w in model.attention_maps((idx,))[0]] == [(2, 2, 12, 12)] * 2
 
 
 def test_model_config_validation_and_round_trip():

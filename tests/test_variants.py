@@ -140,6 +140,6 @@ def test_summarise_covers_every_layer_and_statistic():
     torch.manual_seed(0)
     model = Transformer(ModelConfig(d_model=16, num_heads=2, attention=attention.make_config("rela_g")),
                         vocab_size=16, max_len=10)
-    summary = attention_stats.summarise(model.attention_weights(torch.randint(16, (3, 10))))
+    summary = attention_stats.summarise(model.attention_maps((torch.randint(16, (3, 10)),))[0])
     assert len(summary) == 2 and set(summary[0]) == set(attention_stats.STATISTICS)
     assert len(summary[0]["sparsity"]) == 2
