@@ -67,6 +67,33 @@ class Claim:
         return ours, verdict
 
 
+# The claim ids of ../shared/PAPERS.md with its headings (copied here so that a clone without that file
+# still checks its ledger), plus SCALE from its scaling section; the ledger lists them in this order.
+CLAIM_IDS = {
+    "R1": "sparsity emerges", "R2": "stability needs normalisation", "R3": "quality comparable", "R4": "speed",
+    "R5": "head diversity", "R6": "null attention", "R7": "alignment",
+    "S1": "variance", "S2": "softmax + LN ~ ReLU", "S3": "many slots",
+    "S4": "plain ReLU self-attention does not converge", "S5": "long sequences", "S6": "concentration",
+    "D1": "softmax beats linear", "D2": "separation",
+    "K1": "rank", "K2": "capacity", "K3": "rank collapse", "Q1": "gradients", "H1": "injectivity",
+    "SCALE": "sigmoid and ReLU scaling rules",
+}
+CLAIMS: list[Claim] = []
+
+
+def claim(id: str, claim: str, source: str, paper: str, criterion: str):
+    """Register the decorated judge as claim ``id`` (one of :data:`CLAIM_IDS`): the claim in words, its
+    source, the paper's number and our criterion in words, next to the code that computes it."""
+    if id not in CLAIM_IDS or any(c.id == id for c in CLAIMS):
+        raise ValueError(f"claim {id!r} is not in CLAIM_IDS or is registered twice")
+
+    def register(judge: Callable[[Evidence], tuple[str, str]]) -> Callable[[Evidence], tuple[str, str]]:
+        CLAIMS.append(Claim(id, claim, source, paper, criterion, judge))
+        return judge
+
+    return register
+
+
 # --- reading results ---------------------------------------------------------------------------
 
 def rows(evidence: Evidence, sweep: str) -> list[dict[str, str]]:
@@ -150,6 +177,11 @@ def by_variant(rows_: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     return dict(out)
 
 
+@claim("R1",
+       "sparsity emerges in ReLA (above the 50% of random scores)",
+       "ReLA, arXiv 2104.07012",
+       "sparsity rises during training (e.g. >90% in the paper's figures)",
+       "every ReLA-g run learned; its mean sparsity > 0.55 in every seed (partly: > 0.52 on average)")
 def judge_r1(ev: Evidence):
     rela = by_variant(rows(ev, "heads")).get("rela_g")
     if not rela:
@@ -206,6 +238,12 @@ def _describe(table, names) -> str:
     return ", ".join(parts)
 
 
+@claim("R2",
+       "ReLU attention needs the output norm to train stably",
+       "ReLA, arXiv 2104.07012",
+       "unnormalised ReLU unstable; ReLA-i / ReLA-g stable",
+       "at some learning rate where rela_i (rela_g) learned in every seed, plain relu diverges in more seeds or "
+          "fails to learn in some seed; both: reproduced, one: partly")
 def judge_r2(ev: Evidence):
     table = _stability(ev)
     rivals = [n for n in ("rela_i", "rela_g") if any(name == n for name, _ in table)]
@@ -221,6 +259,12 @@ def _alignment(ev: Evidence) -> dict[tuple[str, str], list[dict[str, str]]]:
     return found
 
 
+@claim("R3",
+       "ReLA's quality is comparable to softmax, sparsemax, 1.5-entmax",
+       "ReLA, arXiv 2104.07012",
+       "BLEU En-Fr 37.2/37.3/37.9/37.9 (softmax/sparsemax/entmax/ReLA) and 3 more tasks",
+       "all runs learned; alignment-task accuracy of rela_g tied with (max(seed spread, 0.02)) or above the best "
+          "baseline (partly: within 0.05)")
 def judge_r3(ev: Evidence):
     found = _alignment(ev)
     by_name: dict[str, list] = defaultdict(list)
@@ -234,6 +278,11 @@ def judge_r3(ev: Evidence):
     return ", ".join(f"{k} {v:.3f}" for k, v in sorted(accuracy.items())), verdict
 
 
+@claim("R4",
+       "ReLA is nearly as fast as softmax, sparsemax and entmax much slower",
+       "ReLA, arXiv 2104.07012",
+       "training speed vs softmax: ReLA 0.93x, sparsemax 0.26x, 1.5-entmax 0.27x",
+       "rela_g faster than sparsemax and entmax15, and at least 1/1.5 of softmax's speed")
 def judge_r4(ev: Evidence):
     if not ev.speed:
         raise Missing("speed benchmark")
@@ -257,6 +306,12 @@ def _heads(ev: Evidence) -> dict[str, list[dict[str, str]]]:
     return found
 
 
+@claim("R5",
+       "ReLA heads are more diverse",
+       "ReLA, arXiv 2104.07012",
+       "higher JS divergence across heads",
+       "all runs learned; JS across heads of rela_g above each of softmax, sparsemax, entmax15 beyond the seed "
+          "spread")
 def judge_r5(ev: Evidence):
     found = _heads(ev)
     column = "attn.head_diversity.mean"
@@ -265,6 +320,11 @@ def judge_r5(ev: Evidence):
     return ", ".join(f"{k} JS {spread(rs, column)}" for k, rs in sorted(found.items())), grade(passed, len(rivals))
 
 
+@claim("R6",
+       "ReLA heads switch off (null attention)",
+       "ReLA, arXiv 2104.07012",
+       "some heads give all-zero rows; impossible for normalised maps",
+       "all runs learned; rela_g's largest per-head null-row rate > 0.01 in every seed and every baseline's = 0")
 def judge_r6(ev: Evidence):
     found = _heads(ev)
     null = {k: max(value(r, "attn.null_rate.max") for r in rs) for k, rs in found.items()}
@@ -275,6 +335,12 @@ def judge_r6(ev: Evidence):
     return ", ".join(f"{k} max null rate {v:.3f}" for k, v in sorted(null.items())), verdict
 
 
+@claim("R7",
+       "ReLA's cross-attention aligns better",
+       "ReLA, arXiv 2104.07012",
+       "lower AER than sparsified softmax",
+       "all runs learned; best-head AER of rela_g below every baseline's beyond the seed spread, per reordering "
+          "(all: reproduced)")
 def judge_r7(ev: Evidence):
     found = _alignment(ev)
     orders = sorted({order for order, _ in found})
@@ -293,6 +359,12 @@ def _memory(ev: Evidence):
     return {(act, int(ratio)): rs for (act, ratio), rs in groups.items()}
 
 
+@claim("S2",
+       "softmax + LayerNorm behaves like ReLU",
+       "ReLUFormer, arXiv 2302.06461",
+       "IWSLT De-En BLEU: ReLU FFN 34.22, softmax 33.08, softmax+LN 34.21",
+       "KS test of theory/variance.py holds, and at the most slots (relu, softmax_ln learned) softmax_ln not below "
+          "softmax and tied with relu (max(seed spread, 0.05))")
 def judge_s2(ev: Evidence):
     ours_theory, theory_verdict = theory_holds(ev, "S2")
     memory = _memory(ev)
@@ -310,6 +382,12 @@ def judge_s2(ev: Evidence):
         f"{k} {v:.3f}" for k, v in acc.items()), verdict
 
 
+@claim("S3",
+       "ReLU beats softmax as the FFN memory at every size",
+       "ReLUFormer, arXiv 2302.06461",
+       "ReLU > softmax for hidden sizes 32..4096",
+       "relu above softmax beyond the seed spread at every slot count "
+          "where either learned (some: partly)")
 def judge_s3(ev: Evidence):
     memory = _memory(ev)
     ratios = sorted({r for _, r in memory})
@@ -330,6 +408,12 @@ def judge_s3(ev: Evidence):
     return "; ".join(parts), grade(passed, compared)
 
 
+@claim("S4",
+       "plain ReLU self-attention does not converge; the variance factor fixes it",
+       "ReLUFormer, arXiv 2302.06461",
+       "regularisers add about 1.4 BLEU",
+       "reluformer more stable than relu (as in R2); reluformer+reg more accurate than reluformer beyond the seed "
+          "spread where it learned; both: reproduced, one: partly")
 def judge_s4(ev: Evidence):
     table = _stability(ev)
     if not any(name == "reluformer" for name, _ in table):
@@ -343,6 +427,12 @@ def judge_s4(ev: Evidence):
     return _describe(table, ["relu", "reluformer", "reluformer+reg"]), verdict
 
 
+@claim("S5",
+       "ReLU attention is better on long sequences",
+       "ReLUFormer, arXiv 2302.06461",
+       "+1.15 BLEU at length 1024",
+       "at the longest length where either learned, reluformer above softmax beyond "
+          "max(seed spread, 0.02) (a tie: partly); neither learned anywhere: inconclusive")
 def judge_s5(ev: Evidence):
     groups = group(rows(ev, "long_context"), "task.seq_len", "model.attention.name")
     lengths = sorted({int(k[0]) for k in groups})
@@ -363,6 +453,12 @@ def judge_s5(ev: Evidence):
             f"softmax {spread(soft, 'test_accuracy')}"), verdict
 
 
+@claim("S6",
+       "a trained softmax FFN concentrates its mass",
+       "ReLUFormer, arXiv 2302.06461",
+       "top 0.2% of entries hold > 85% of the mass",
+       "in the softmax FFNs that learned, the top 0.2% of slots hold "
+          "> 0.85 of the activation mass (partly: > 0.5)")
 def judge_s6(ev: Evidence):
     memory = _memory(ev)
     softmax = [r for (act, _), rs in memory.items() if act == "softmax" for r in rs]
@@ -376,6 +472,12 @@ def judge_s6(ev: Evidence):
     return f"top 0.2% of slots hold {share:.3f} of the softmax FFN mass ({len(trained)} learned runs)", verdict
 
 
+@claim("D1",
+       "softmax beats linear attention on recall; the gap grows with the pairs",
+       "Deng, Song, Zhou, arXiv 2310.11685",
+       "theory (no number)",
+       "where either learned: softmax never below linear and above it somewhere (beyond the seed spread); the gap "
+          "larger at the most pairs than at the fewest")
 def judge_d1(ev: Evidence):
     groups = group(rows(ev, "mqar_pairs"), "task.num_kv_pairs", "model.attention.name")
     pairs = sorted({int(k[0]) for k in groups})
@@ -401,70 +503,30 @@ def theory_judge(prefix: str) -> Callable[[Evidence], tuple[str, str]]:
     return lambda ev: theory_holds(ev, prefix)
 
 
-CLAIMS = [
-    Claim("R1", "sparsity emerges in ReLA (above the 50% of random scores)", "ReLA, arXiv 2104.07012",
-          "sparsity rises during training (e.g. >90% in the paper's figures)",
-          "every ReLA-g run learned; its mean sparsity > 0.55 in every seed (partly: > 0.52 on average)", judge_r1),
-    Claim("R2", "ReLU attention needs the output norm to train stably", "ReLA, arXiv 2104.07012",
-          "unnormalised ReLU unstable; ReLA-i / ReLA-g stable",
-          "at some learning rate where rela_i (rela_g) learned in every seed, plain relu diverges in more seeds or "
-          "fails to learn in some seed; both: reproduced, one: partly", judge_r2),
-    Claim("R3", "ReLA's quality is comparable to softmax, sparsemax, 1.5-entmax", "ReLA, arXiv 2104.07012",
-          "BLEU En-Fr 37.2/37.3/37.9/37.9 (softmax/sparsemax/entmax/ReLA) and 3 more tasks",
-          "all runs learned; alignment-task accuracy of rela_g tied with (max(seed spread, 0.02)) or above the best "
-          "baseline (partly: within 0.05)", judge_r3),
-    Claim("R4", "ReLA is nearly as fast as softmax, sparsemax and entmax much slower", "ReLA, arXiv 2104.07012",
-          "training speed vs softmax: ReLA 0.93x, sparsemax 0.26x, 1.5-entmax 0.27x",
-          "rela_g faster than sparsemax and entmax15, and at least 1/1.5 of softmax's speed", judge_r4),
-    Claim("R5", "ReLA heads are more diverse", "ReLA, arXiv 2104.07012", "higher JS divergence across heads",
-          "all runs learned; JS across heads of rela_g above each of softmax, sparsemax, entmax15 beyond the seed "
-          "spread", judge_r5),
-    Claim("R6", "ReLA heads switch off (null attention)", "ReLA, arXiv 2104.07012",
-          "some heads give all-zero rows; impossible for normalised maps",
-          "all runs learned; rela_g's largest per-head null-row rate > 0.01 in every seed and every baseline's = 0",
-          judge_r6),
-    Claim("R7", "ReLA's cross-attention aligns better", "ReLA, arXiv 2104.07012", "lower AER than sparsified softmax",
-          "all runs learned; best-head AER of rela_g below every baseline's beyond the seed spread, per reordering "
-          "(all: reproduced)", judge_r7),
-    Claim("S1", "output variance: softmax e^{s^2}/n, ReLU n s^2/2, ReLU/sqrt(n/2) Theta(1)",
-          "ReLUFormer, arXiv 2302.06461", "derivation", "every check of theory/variance.py holds",
-          theory_judge("S1")),
-    Claim("S2", "softmax + LayerNorm behaves like ReLU", "ReLUFormer, arXiv 2302.06461",
-          "IWSLT De-En BLEU: ReLU FFN 34.22, softmax 33.08, softmax+LN 34.21",
-          "KS test of theory/variance.py holds, and at the most slots (relu, softmax_ln learned) softmax_ln not below "
-          "softmax and tied with relu (max(seed spread, 0.05))",
-          judge_s2),
-    Claim("S3", "ReLU beats softmax as the FFN memory at every size", "ReLUFormer, arXiv 2302.06461",
-          "ReLU > softmax for hidden sizes 32..4096", "relu above softmax beyond the seed spread at every slot count "
-          "where either learned (some: partly)",
-          judge_s3),
-    Claim("S4", "plain ReLU self-attention does not converge; the variance factor fixes it",
-          "ReLUFormer, arXiv 2302.06461", "regularisers add about 1.4 BLEU",
-          "reluformer more stable than relu (as in R2); reluformer+reg more accurate than reluformer beyond the seed "
-          "spread where it learned; both: reproduced, one: partly", judge_s4),
-    Claim("S5", "ReLU attention is better on long sequences", "ReLUFormer, arXiv 2302.06461",
-          "+1.15 BLEU at length 1024", "at the longest length where either learned, reluformer above softmax beyond "
-          "max(seed spread, 0.02) (a tie: partly); neither learned anywhere: inconclusive", judge_s5),
-    Claim("S6", "a trained softmax FFN concentrates its mass", "ReLUFormer, arXiv 2302.06461",
-          "top 0.2% of entries hold > 85% of the mass", "in the softmax FFNs that learned, the top 0.2% of slots hold "
-          "> 0.85 of the activation mass (partly: > 0.5)", judge_s6),
-    Claim("D1", "softmax beats linear attention on recall; the gap grows with the pairs",
-          "Deng, Song, Zhou, arXiv 2310.11685", "theory (no number)",
-          "where either learned: softmax never below linear and above it somewhere (beyond the seed spread); the gap "
-          "larger at the most pairs than at the fewest", judge_d1),
-    Claim("D2", "a planted score separates softmax from linear attention", "Deng, Song, Zhou, arXiv 2310.11685",
-          "derivation", "every check of theory/separation.py holds", theory_judge("D2")),
-    Claim("K1", "rank bounds of linear, softmax and log-softmax attention", "PAPERS.md K1 (Bhojanapalli 2002.07028)",
-          "derivation", "every check of theory/rank.py holds", theory_judge("K1")),
-    Claim("K2", "linear attention's recall is capped by its feature dimension", "Schlag et al. 2102.11174; Zoology",
-          "(N - m)_+ d_v read-out error", "every check of theory/capacity.py holds", theory_judge("K2")),
-    Claim("K3", "rank collapse without skips; zero Q/K gradients at collapse", "Dong et al. 2103.03404; Noci et al.",
-          "derivation", "every check of theory/rank_collapse.py holds", theory_judge("K3")),
-    Claim("Q1", "normalised-attention gradients: softmax <= 1/4, linear unbounded", "Qin et al. 2210.10340",
-          "derivation", "every check of theory/gradients.py holds", theory_judge("Q1")),
-    Claim("H1", "linear attention is not injective; softmax and InLine are", "Han et al. 2412.06590",
-          "derivation", "every check of theory/injectivity.py holds", theory_judge("H1")),
-    Claim("SCALE", "sigmoid with b = -log n and ReLU / n scaling rules", "Ramapuram et al. 2409.04431; "
-          "Wortsman et al. 2309.08586", "row sum -> e^{s^2/2}; variance s^2/(2n)",
-          "every scaling check of theory/variance.py holds", theory_judge("SCALE")),
-]
+# --- theory claims: their checks run in the notebooks, each writes a verdict file --------------------------
+
+for _id, _claim, _source, _paper, _notebook in [
+    ("S1", "output variance: softmax e^{s^2}/n, ReLU n s^2/2, ReLU/sqrt(n/2) Theta(1)", "ReLUFormer, arXiv 2302.06461",
+     "derivation", "variance"),
+    ("D2", "a planted score separates softmax from linear attention", "Deng, Song, Zhou, arXiv 2310.11685",
+     "derivation", "separation"),
+    ("K1", "rank bounds of linear, softmax and log-softmax attention", "PAPERS.md K1 (Bhojanapalli 2002.07028)",
+     "derivation", "rank"),
+    ("K2", "linear attention's recall is capped by its feature dimension", "Schlag et al. 2102.11174; Zoology",
+     "(N - m)_+ d_v read-out error", "capacity"),
+    ("K3", "rank collapse without skips; zero Q/K gradients at collapse", "Dong et al. 2103.03404; Noci et al.",
+     "derivation", "rank_collapse"),
+    ("Q1", "normalised-attention gradients: softmax <= 1/4, linear unbounded", "Qin et al. 2210.10340",
+     "derivation", "gradients"),
+    ("H1", "linear attention is not injective; softmax and InLine are", "Han et al. 2412.06590",
+     "derivation", "injectivity"),
+]:
+    claim(_id, _claim, _source, _paper, f"every check of theory/{_notebook}.py holds")(theory_judge(_id))
+claim("SCALE", "sigmoid with b = -log n and ReLU / n scaling rules",
+      "Ramapuram et al. 2409.04431; Wortsman et al. 2309.08586", "row sum -> e^{s^2/2}; variance s^2/(2n)",
+      "every scaling check of theory/variance.py holds")(theory_judge("SCALE"))
+
+_registered = {c.id for c in CLAIMS}
+if _registered != set(CLAIM_IDS):
+    raise RuntimeError(f"claims registered {sorted(_registered)} differ from CLAIM_IDS {sorted(CLAIM_IDS)}")
+CLAIMS.sort(key=lambda c: list(CLAIM_IDS).index(c.id))
