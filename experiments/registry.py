@@ -51,6 +51,12 @@ class Registry(Generic[E]):
         self._aliases.update({alias: entry.name for alias in aliases})
         return entry
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` and its aliases (for a component tried out in a session or a test)."""
+        self._entries.pop(name)
+        for alias in [a for a, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
+
     def names(self, *, include_aliases: bool = False) -> list[str]:
         """Registered names, sorted (aliases only when asked)."""
         return sorted([*self._entries, *(self._aliases if include_aliases else ())])

@@ -37,10 +37,12 @@ __all__ = [
     "name_of",
     "names",
     "register",
+    "unregister",
 ]
 
 _VARIANTS: Registry[Variant] = Registry("attention")
 register = _VARIANTS.register
+unregister = _VARIANTS.unregister
 names = _VARIANTS.names
 get = _VARIANTS.get
 name_of = _VARIANTS.name_of
