@@ -17,21 +17,16 @@ final metrics; it is written atomically after every run has finished.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import csv
 import importlib
 import io
 import itertools
-import json
-import math
 import os
 import pkgutil
 import shlex
 import signal
 import sys
-import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +34,11 @@ from experiments import cli, runs, sweeps
 from experiments.config import ConfigError
 from experiments.atomic import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
-from experiments.cache import (Locked, check_results_dir, failure_path, holder_alive, load_result, record_failure,
+from experiments.cache import (Locked, check_results_dir, failure_path, load_result, record_failure,
                                result_path, results_dir)
+from experiments.progress import Progress, Throttle, _files, counts_line, state_counts
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
+from experiments.sweep_files import MAX_RUNS, _distinct, file_configs, iter_file_configs  # noqa: F401 - re-exported
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
@@ -63,99 +60,6 @@ def sweep_configs(name: str, profile: str) -> list[RunConfig]:
     if profile not in module.PROFILES:
         raise ConfigError(f"sweep {name!r} has no profile {profile!r}; valid profiles are {list(module.PROFILES)}")
     return _distinct(module.configs(profile), f"sweep {name!r} profile {profile!r}")
-
-
-def _distinct(configs: list[RunConfig], where: str) -> list[RunConfig]:
-    keys = [c.key() for c in configs]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{where} lists the same config twice")
-    return configs
-
-
-SWEEP_FILE_KEYS = ("base", "grid", "runs")
-
-
-def _set_dotted(data: dict[str, Any], path: str, value: Any, where: str) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}: {path!r} goes through {part!r}, which is not a section")
-    data[leaf] = value
-
-
-MAX_RUNS = 10_000  # a sweep file larger than this is more likely a typo than a plan
-
-
-def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[RunConfig]:
-    """The configs of a sweep file: JSON with ``base`` (a partial run config), and ``grid``
-    (dotted field -> list of values, crossed) and/or ``runs`` (a list of partial configs
-    laid over ``base``)::
-
-        {"base": {"task": {"name": "mqar", "num_kv_pairs": 2}, "train": {"steps": 200}},
-         "grid": {"model.attention.name": ["softmax", "linear"], "train.seed": [0, 1]}}
-    """
-    return _distinct(list(iter_file_configs(path, allow_large)), f"sweep file {path}")
-
-
-def iter_file_configs(path: str | os.PathLike, allow_large: bool = False) -> Iterator[RunConfig]:
-    """The configs of a sweep file one at a time (see :func:`file_configs`), in constant memory.
-
-    The file's shape and size are checked before the first config is yielded;
-    each config is validated as it is built.
-    """
-    where = f"sweep file {path}"
-    try:
-        spec = json.loads(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot be read ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{where}: not valid JSON ({error})") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: must hold a JSON object with keys {list(SWEEP_FILE_KEYS)}")
-    unknown = sorted(set(spec) - set(SWEEP_FILE_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {list(SWEEP_FILE_KEYS)}")
-    base, grid, overlays = spec.get("base", {}), spec.get("grid", {}), spec.get("runs", [{}])
-    if not isinstance(base, dict) or not isinstance(grid, dict):
-        raise ConfigError(f"{where}: 'base' and 'grid' must be JSON objects")
-    if not isinstance(overlays, list) or not overlays or not all(isinstance(o, dict) for o in overlays):
-        raise ConfigError(f"{where}: 'runs' must be a non-empty list of JSON objects")
-    if "grid" in spec and not grid:
-        raise ConfigError(f"{where}: 'grid' is empty; give each field to cross a list of values, or leave 'grid' out")
-    for field, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: grid values of {field!r} must be a non-empty list, got {values!r}")
-    size = len(overlays) * math.prod(len(values) for values in grid.values())
-    if size > MAX_RUNS and not allow_large:
-        raise ConfigError(f"{where}: {size} runs; more than {MAX_RUNS} needs --allow-large")
-    return _build(base, grid, overlays, where)
-
-
-def _build(base: dict[str, Any], grid: dict[str, list], overlays: list[dict], where: str) -> Iterator[RunConfig]:
-    for overlay in overlays:
-        for values in itertools.product(*grid.values()):
-            data = copy.deepcopy(base)
-            for field, value in _flat_items(overlay):
-                _set_dotted(data, field, copy.deepcopy(value), where)
-            for field, value in zip(grid, values):
-                _set_dotted(data, field, value, where)
-            if "task" not in data:
-                raise ConfigError(f"{where}: every run needs a task (set base.task.name)")
-            try:
-                yield RunConfig.from_dict(data)
-            except ConfigError as error:
-                raise ConfigError(f"{where}: {error}") from None
-
-
-def _flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            items += _flat_items(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,86 +92,6 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
                                  f"{failure_path(config, root)})")
     line = describe(result).splitlines()[0] + f"  {result['status']}"
     return Outcome("cached", f"cached   {line}") if cached else Outcome("done", line)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _files(config: RunConfig, root: str | None) -> tuple[str, Path, Path, Path]:
-    path = result_path(config, root)  # the lock and failure record lie beside it (one hash, not three)
-    return config.key(), path, path.with_suffix(".lock"), path.with_suffix(".failed.json")
-
-
-def state_counts(files: Iterable[tuple[str, Path, Path, Path]], lost: set[str] = frozenset()) -> dict[str, int]:
-    """done / running / failed / total over ``(key, result, lock, failure)`` paths, read one at a time.
-
-    done: a result file exists; running: a lock whose holder is alive; failed:
-    a failure record, or a key in ``lost`` (a worker lost in this session).
-    """
-    done = running = failed = total = 0
-    for key, path, lock, failure in files:
-        total += 1
-        if path.exists():
-            done += 1
-        elif lock.exists() and holder_alive(lock):
-            running += 1
-        elif failure.exists() or key in lost:
-            failed += 1
-    return {"done": done, "running": running, "failed": failed, "total": total}
-
-
-class Progress:
-    """Whole-sweep progress read from the result cache, whichever executor runs the sweep.
-
-    done: a result file exists; running: a lock whose holder is alive;
-    failed: a failure record, or a worker lost in this session; ETA from the
-    rate at which runs finished since this runner started.
-    """
-
-    def __init__(self, configs: list[RunConfig], root: str | None, clock=time.monotonic):
-        self.configs, self.root, self.clock = configs, root, clock
-        # keys and paths once: counts() runs after every finished run, and hashing configs is not free
-        self.files = [_files(c, root) for c in configs]
-        self.started, self.lost = clock(), set()
-        self.done_at_start = self.counts()["done"]
-
-    def counts(self) -> dict[str, int]:
-        return state_counts(self.files, self.lost)
-
-    def line(self) -> str:
-        c = self.counts()
-        remaining = c["total"] - c["done"] - c["failed"]
-        finished = c["done"] - self.done_at_start
-        elapsed = self.clock() - self.started
-        if remaining == 0:
-            eta = "0s"
-        elif finished > 0:
-            eta = _duration(remaining * elapsed / finished)
-        else:
-            eta = "?"
-        return counts_line(c, eta)
-
-
-def counts_line(c: dict[str, int], eta: str) -> str:
-    return f"[{c['done']}/{c['total']} done, {c['running']} running, {c['failed']} failed, ETA {eta}]"
-
-
-class Throttle:
-    """Calls ``action`` at most once every ``seconds``."""
-
-    def __init__(self, action, seconds: float):
-        self.action, self.seconds, self.last = action, seconds, time.monotonic()
-
-    def __call__(self) -> None:
-        if time.monotonic() - self.last >= self.seconds:
-            self.last = time.monotonic()
-            self.action()
 
 
 def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,

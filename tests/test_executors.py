@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cache, runs, sweep
+from experiments import cache, progress, runs, sweep
 from experiments.config import ConfigError
 from experiments.executors import LocalExecutor, Lost, SubmititExecutor, make_executor
 
@@ -210,17 +210,17 @@ def test_a_submitit_worker_killed_mid_run_leaves_nothing_and_a_rerun_matches_an_
 def test_progress_counts_done_running_failed_and_estimates_the_rest(tmp_path, live_pid):
     configs = sweep.file_configs(write_sweep(tmp_path / "s.json", seeds=(0, 1, 2)))  # 6 runs
     now = [0.0]
-    progress = sweep.Progress(configs, str(tmp_path), clock=lambda: now[0])
-    assert progress.line() == "[0/6 done, 0 running, 0 failed, ETA ?]"
+    tracker = progress.Progress(configs, str(tmp_path), clock=lambda: now[0])
+    assert tracker.line() == "[0/6 done, 0 running, 0 failed, ETA ?]"
     for config in configs[:2]:
         runs.run(config, root=tmp_path, progress=False)
     cache.record_failure(configs[2], ValueError("boom"), tmp_path)
     held = cache.result_path(configs[3], tmp_path).with_suffix(".lock")
     held.write_text(f"{__import__('platform').node()} {live_pid}")  # a live holder: another process
-    progress.lost.add(configs[4].key())
+    tracker.lost.add(configs[4].key())
     now[0] = 60.0  # two runs in 60 s, one left (besides the failed and lost) -> 30 s
-    assert progress.line() == "[2/6 done, 1 running, 2 failed, ETA 1m00s]"
-    assert sweep._duration(3725) == "1h02m" and sweep._duration(59.6) == "1m00s"
+    assert tracker.line() == "[2/6 done, 1 running, 2 failed, ETA 1m00s]"
+    assert progress._duration(3725) == "1h02m" and progress._duration(59.6) == "1m00s"
 
 
 def test_a_lock_from_another_host_is_stale_once_its_heartbeat_stops(tmp_path):

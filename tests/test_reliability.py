@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import cache, runs, sweep, train
+from experiments import cache, runs, sweep, sweep_files, train
 from experiments.config import ConfigError
 from experiments.train import TrainConfig
 
@@ -264,7 +264,7 @@ def test_sweep_files_are_type_checked_and_bounded(tmp_path, grid, message):
 
 
 def test_status_of_a_large_sweep_file_streams_in_constant_memory(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sweep, "MAX_RUNS", 500)  # the cap, scaled down with the sweep so the test stays short
+    monkeypatch.setattr(sweep_files, "MAX_RUNS", 500)  # the cap, scaled down with the sweep so the test stays short
     peaks = {}
     for size in (1000, 4000):
         path = tmp_path / f"s{size}.json"

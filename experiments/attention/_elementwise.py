@@ -34,6 +34,7 @@ import os
 import torch
 
 from experiments.attention.base import causal_mask, check_qkv, visible_counts
+from experiments.attention.base import scores as base_scores
 from experiments.config import check_choices, param, require
 
 FORMS = ("auto", "materialised", "blockwise", "fused")
@@ -88,7 +89,7 @@ def materialised_weights(q, k, *, causal: bool, scale: float, activation: str = 
     tq, tk = q.shape[-2], k.shape[-2]
     b, r = _row_terms(tq, tk, causal=causal, bias_mode=bias_mode, bias=bias, row_mode=row_mode,
                       device=q.device, dtype=q.dtype)
-    scores = (q * scale) @ k.transpose(-2, -1)
+    scores = base_scores(q * scale, k, causal=False, scale=1.0)  # (B, H, Tq, Tk); masked below, per activation
     if b is not None:
         scores = scores + b
     if activation == "relu" and causal:  # masked scores to 0 before the ReLU, as ReLA's code does

@@ -31,7 +31,8 @@ import os
 
 import torch
 
-from experiments.attention.base import AttentionModule, causal_mask, positions
+from experiments.attention.base import AttentionModule, positions
+from experiments.attention.base import scores as base_scores
 from experiments.attention._features import FEATURE_MAPS, FeatureMap
 from experiments.config import check_choices, param, require
 
@@ -113,8 +114,7 @@ def step(state: State, fq_t: torch.Tensor, fk_t: torch.Tensor, v_t: torch.Tensor
 
 
 def _parallel(fq, fk, v, state):
-    scores = fq @ fk.transpose(-2, -1)  # (B, H, Tq, Tk)
-    scores = scores.masked_fill(~causal_mask(fq.shape[-2], fk.shape[-2], fq.device), 0.0)
+    scores = masked_scores(fq, fk, causal=True)  # (B, H, Tq, Tk)
     return scores @ v, scores.sum(dim=-1, keepdim=True)
 
 
@@ -184,10 +184,7 @@ def terms(fq, fk, v, *, causal: bool, form: str = "parallel", chunk_size: int = 
 
 def masked_scores(fq, fk, *, causal: bool) -> torch.Tensor:
     """``phi(Q) phi(K)^T`` with masked entries 0: ``(B, H, Tq, Tk)``."""
-    scores = fq @ fk.transpose(-2, -1)
-    if causal:
-        scores = scores.masked_fill(~causal_mask(fq.shape[-2], fk.shape[-2], fq.device), 0.0)
-    return scores
+    return base_scores(fq, fk, causal=causal, scale=1.0, masked=0.0)
 
 
 class LinearFamilyModule(AttentionModule):

@@ -9,20 +9,15 @@ the tests compare the two.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from experiments.attention.base import causal_mask
+from experiments.attention.base import scores
 
 
 def masked_scores(q, k, *, causal: bool, scale: float | None) -> torch.Tensor:
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
-    if causal:
-        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    return scores
+    return scores(q, k, causal=causal, scale=scale)  # (B, H, Tq, Tk), -inf where masked
 
 
 def sparsemax_row(z: torch.Tensor) -> torch.Tensor:

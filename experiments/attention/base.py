@@ -11,6 +11,7 @@ cache.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,27 @@ def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> t
     rows = torch.arange(tq, device=device).unsqueeze(1)
     cols = torch.arange(tk, device=device).unsqueeze(0)
     return cols <= rows + (tk - tq)
+
+
+def default_scale(q: torch.Tensor, scale: float | None) -> float:
+    """``scale``, or ``1/sqrt(head_dim)`` when it is None."""
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+
+
+def scores(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | None = None,
+           masked: float = float("-inf")) -> torch.Tensor:
+    """The logits every variant then normalises: ``(q k^T) * scale``, with the keys a query may not see set to
+    ``masked`` (``-inf`` before softmax, sparsemax and entmax; ``0`` before ReLU and for feature-map products).
+
+    ``scale`` None is ``1/sqrt(head_dim)``. The element-wise variants scale the
+    queries first, as their blockwise and fused kernels do, by passing
+    ``q * scale`` and ``scale=1.0`` (a product by 1.0 is exact, so each form
+    keeps its own rounding).
+    """
+    out = (q @ k.transpose(-2, -1)) * default_scale(q, scale)  # (B, H, Tq, D) @ (B, H, D, Tk) -> (B, H, Tq, Tk)
+    if causal:
+        out = out.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), masked)
+    return out
 
 
 def visible_counts(tq: int, tk: int, *, causal: bool, device=None, dtype=torch.float32) -> torch.Tensor:

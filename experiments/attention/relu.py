@@ -11,12 +11,11 @@ forms (materialised, blockwise, fused Triton); ``reference`` is the matrix.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention.base import AttentionModule, Variant, check_qkv, default_scale, scores
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
@@ -32,11 +31,7 @@ class ReLUConfig(ElementwiseForm):
 
 def relu_scores(q, k, *, causal: bool, scale: float | None = None) -> torch.Tensor:
     """``relu(scale Q K^T)``, masked entries multiplied to 0: ``(B, H, Tq, Tk)``."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q * scale) @ k.transpose(-2, -1)
-    if causal:
-        scores = scores * causal_mask(q.shape[-2], k.shape[-2], q.device)
-    return torch.relu(scores)
+    return torch.relu(scores(q * default_scale(q, scale), k, causal=causal, scale=1.0, masked=0.0))
 
 
 def weights(q, k, *, causal: bool, scale: float | None = None) -> torch.Tensor:

@@ -12,12 +12,12 @@ Masked positions get weight 0. ``bias`` set to a number fixes ``b``.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, visible_counts
+from experiments.attention.base import (AttentionModule, Variant, causal_mask, check_qkv, default_scale, scores,
+                                        visible_counts)
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
@@ -33,13 +33,12 @@ class SigmoidConfig(ElementwiseForm):
 
 
 def weights(q, k, *, causal: bool, bias: float | None = None, scale: float | None = None):
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+    logits = scores(q * default_scale(q, scale), k, causal=False, scale=1.0)  # (B, H, Tq, Tk); sigmoid(-inf) would be 0 too, but masked
     if bias is None:
         offset = -torch.log(visible_counts(q.shape[-2], k.shape[-2], causal=causal, device=q.device, dtype=q.dtype))
     else:
         offset = bias
-    out = torch.sigmoid(scores + offset)
+    out = torch.sigmoid(logits + offset)
     if causal:
         out = out * causal_mask(q.shape[-2], k.shape[-2], q.device)
     return out

@@ -9,13 +9,12 @@ matrix explicitly and is what the tests compare against.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, scores
 from experiments.config import param, require
 
 
@@ -28,11 +27,7 @@ class SoftmaxConfig:
 
 
 def weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | None = None) -> torch.Tensor:
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * scale  # (B, H, Tq, Tk)
-    if causal:
-        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    return scores.softmax(dim=-1)
+    return scores(q, k, causal=causal, scale=scale).softmax(dim=-1)  # (B, H, Tq, Tk)
 
 
 def reference(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor:
