@@ -1,11 +1,15 @@
 """Run one synthetic experiment from the command line.
 
-    python -m experiments.run --task mqar --attention rela \\
-        --seq-len 128 --num-kv-pairs 16 --d-model 64 --seed 0
+    python -m experiments.run task.name=mqar model.attention.name=rela task.seq_len=128 \\
+        task.num_kv_pairs=16 model.d_model=64 train.seed=0
 
-Every field of the chosen task's config, the chosen attention's config, the
-model config and the training config is a flag (``--help`` lists them with
-their defaults, for the chosen ``--task`` and ``--attention``). The result is
+Every field is set by its dotted path, as in sweep files and result JSON,
+and checked by the same code (values are read as JSON where they parse,
+else as text: ``train.lr=3e-3``, ``model.token_mixing=shift``,
+``model.mlp=false``). Each field of the chosen task, attention variant,
+model and training config is also a flag (``--seq-len 128``; ``--help``
+lists them with their defaults for the chosen ``--task`` and
+``--attention``); a dotted value wins over a flag. The result is
 one JSON file in the result cache; a config that has been run before is a
 cache hit and returns at once. Bad input (an unknown name, a task that cannot
 be built) exits with status 2 and writes nothing.
@@ -27,6 +31,7 @@ from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
 from experiments.cache import LockTimeout, check_results_dir, failure_path, record_failure, result_path
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
+from experiments.sweep_files import set_dotted
 from experiments.train import TrainConfig, resolve_device
 
 
@@ -81,6 +86,8 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
         epilog=_other_options(task_name, attention_name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("overrides", nargs="*", metavar="FIELD=VALUE",
+                        help="dotted overrides, e.g. task.name=mqar model.attention.name=rela train.steps=2000")
     parser.add_argument("--task", choices=synthetic.names(), default=task_name, metavar="NAME",
                         help=f"synthetic task (default: mqar); one of {synthetic.names()}")
     parser.add_argument("--attention", choices=attention.names(include_aliases=True), default=attention_name,
@@ -102,11 +109,15 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
     return parser, groups
 
 
-def _choose(argv: list[str], flag: str, valid: list[str], default: str) -> str:
-    """Read ``--task`` / ``--attention`` before the full parser exists (its flags depend on them)."""
+def _choose(argv: list[str], flag: str, dotted: str, valid: list[str], default: str) -> str:
+    """Read ``--task`` / ``--attention`` (or ``task.name=`` / ``model.attention.name=``) before the full parser
+    exists (its flags depend on them)."""
     pre = cli.Parser(add_help=False)
     pre.add_argument(flag, default=default)
     value = getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
+    for item in argv:
+        if item.startswith(f"{dotted}="):
+            value = item.split("=", 1)[1]
     if value not in valid:
         # Let the full parser report it, with the list of valid names and exit status 2.
         return default
@@ -114,20 +125,26 @@ def _choose(argv: list[str], flag: str, valid: list[str], default: str) -> str:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
-    task_name = _choose(argv, "--task", synthetic.names(), "mqar")
-    attention_name = _choose(argv, "--attention", attention.names(include_aliases=True), "softmax")
+    task_name = _choose(argv, "--task", "task.name", synthetic.names(), "mqar")
+    attention_name = _choose(argv, "--attention", "model.attention.name", attention.names(include_aliases=True),
+                             "softmax")
     parser, groups = build_parser(task_name, attention_name)
     args = parser.parse_args(argv)
     if args.lock_timeout is not None and not (0 <= args.lock_timeout <= 1e7):
         parser.error(f"--lock-timeout must be in [0, 1e7] seconds, got {args.lock_timeout}")
     values = vars(args)
     picked = {group: {name: values[name] for name in fields if name in values} for group, fields in groups.items()}
+    data = {"task": {"name": args.task, **picked["task"]},
+            "model": {**picked["model"], "attention": {"name": args.attention, **picked["attention"]}},
+            "train": picked["train"]}
     try:
-        config = RunConfig(
-            task=synthetic.make_config(args.task, **picked["task"]),
-            model=ModelConfig(**picked["model"], attention=attention.make_config(args.attention, **picked["attention"])),
-            train=TrainConfig(**picked["train"]),
-        )
+        for item in args.overrides:
+            field, equals, text = item.partition("=")
+            if not equals or not field:
+                raise ConfigError(f"{item!r} is not FIELD=VALUE (e.g. train.steps=2000); fields are dotted paths "
+                                  "under task, model, model.attention and train")
+            set_dotted(data, field, _value(text), "override")
+        config = RunConfig.from_dict(data)  # the sweep files' validation: types, ranges, unknown keys
         resolve_device(config.train.device)  # an unavailable device is bad input too
         check_fits(config)  # arithmetic on the config only: nothing is allocated
         check_compatible(config)
@@ -136,6 +153,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
     except ConfigError as error:
         parser.error(str(error))
     return args, config
+
+
+def _value(text: str) -> Any:
+    """A dotted override's value: JSON where it parses (numbers, true/false, null), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ def _distinct(configs: list[RunConfig], where: str) -> list[RunConfig]:
 SWEEP_FILE_KEYS = ("base", "grid", "runs")
 
 
-def _set_dotted(data: dict[str, Any], path: str, value: Any, where: str) -> None:
+def set_dotted(data: dict[str, Any], path: str, value: Any, where: str) -> None:
     *parents, leaf = path.split(".")
     for part in parents:
         data = data.setdefault(part, {})
@@ -93,9 +93,9 @@ def _build(base: dict[str, Any], grid: dict[str, list], overlays: list[dict], wh
         for values in itertools.product(*grid.values()):
             data = copy.deepcopy(base)
             for field, value in _flat_items(overlay):
-                _set_dotted(data, field, copy.deepcopy(value), where)
+                set_dotted(data, field, copy.deepcopy(value), where)
             for field, value in zip(grid, values):
-                _set_dotted(data, field, value, where)
+                set_dotted(data, field, value, where)
             if "task" not in data:
                 raise ConfigError(f"{where}: every run needs a task (set base.task.name)")
             try:

@@ -32,13 +32,30 @@ def files_under(path: Path) -> list[Path]:
     (["--attention", "linear", "--form", "blocked"], "invalid choice: 'blocked'"),
     (["--attention", "softmax", "--form", "recurrent"], "unrecognized arguments: --form"),
     (["--steps", "0"], "steps must be positive"),
-], ids=["attention", "task", "pairs-vs-length", "vocab", "heads", "choice", "foreign-flag", "steps"])
+    (["train.steps=five"], "train.steps must be int, got str 'five'"),
+    (["model.attention.name=nope"], "unknown attention 'nope'; valid names are ['entmax15'"),
+    (["train.bogus=1"], "train: unknown key(s) ['bogus']"),
+    (["steps"], "'steps' is not FIELD=VALUE"),
+    (["task.name.deep=1"], "goes through 'name', which is not a section"),
+], ids=["attention", "task", "pairs-vs-length", "vocab", "heads", "choice", "foreign-flag", "steps", "dotted-type",
+        "dotted-name", "dotted-unknown", "not-dotted", "dotted-through-a-value"])
 def test_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv + ["--results-dir", str(tmp_path / "results")])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-    assert files_under(tmp_path) == []
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not files_under(tmp_path / "results")
+
+
+def test_dotted_overrides_give_the_config_the_flags_give_and_win_over_them():
+    _, by_flags = cli.parse(["--task", "ar", "--attention", "rela", "--num-kv-pairs", "3", "--d-model", "48",
+                             "--lr", "0.01", "--no-mlp"])
+    _, by_fields = cli.parse(["task.name=ar", "model.attention.name=rela", "task.num_kv_pairs=3",
+                              "model.d_model=48", "train.lr=0.01", "model.mlp=false"])
+    assert by_fields == by_flags and by_fields.key() == by_flags.key()
+    _, mixed = cli.parse(["--task", "ar", "--num-kv-pairs", "2", "task.num_kv_pairs=5"])
+    assert mixed.task.num_kv_pairs == 5
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is present here")
