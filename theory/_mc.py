@@ -2,10 +2,12 @@
 
 ``THEORY_FAST=1`` selects the fast mode (smaller Monte Carlo, used by the
 tests); the full mode runs in ``make all``. ``THEORY_OUT`` is the folder for
-figures and verdict files (default ``paper_figs/theory``). Every check is an
-``assert`` whose tolerance comes from the standard error of the estimate
-(``Z`` standard errors) plus, where a claim is asymptotic, the size of the
-next-order term, stated next to the check.
+figures and verdict files (default ``paper_figs/theory``). Every check is a
+comparison (:func:`check`, :func:`check_mean`) whose tolerance comes from the
+standard error of the estimate (``Z`` standard errors) plus, where a claim is
+asymptotic, the size of the next-order term, stated next to the check; a
+claim's verdict (:func:`record`) is computed from its checks, so a check that
+fails makes the claim ``not reproduced`` in the ledger, not a crashed notebook.
 """
 
 from __future__ import annotations
@@ -38,26 +40,45 @@ def mc_mean(samples) -> tuple[float, float]:
     return float(samples.mean()), float(samples.std(ddof=1) / np.sqrt(samples.size))
 
 
+_pending: list[tuple[str, bool]] = []  # the checks since the last record: (what, held)
+_last: list[tuple[str, bool]] = []  # the checks the last record rested on
+
+
 def check_mean(samples, expected: float, what: str, *, extra: float = 0.0) -> float:
-    """Assert the sample mean is within ``Z`` standard errors (+ ``extra``) of ``expected``."""
+    """Check the sample mean is within ``Z`` standard errors (+ ``extra``) of ``expected``; returns the mean."""
     mean, stderr = mc_mean(samples)
     tolerance = Z * stderr + extra
-    assert abs(mean - expected) <= tolerance, (
-        f"{what}: Monte Carlo mean {mean:.6g} differs from {expected:.6g} by {abs(mean - expected):.3g} "
-        f"> {tolerance:.3g} ({Z:g} standard errors {stderr:.3g} + {extra:.3g})")
-    print(f"ok  {what}: {mean:.6g} vs {expected:.6g} (tolerance {tolerance:.2g})")
+    check(abs(mean - expected) <= tolerance,
+          f"{what}: Monte Carlo mean {mean:.6g} vs {expected:.6g}, difference {abs(mean - expected):.3g}, "
+          f"tolerance {tolerance:.3g} ({Z:g} standard errors {stderr:.3g} + {extra:.3g})")
     return mean
 
 
-def check(condition: bool, what: str) -> None:
-    assert condition, what
-    print(f"ok  {what}")
+def check(condition: bool, what: str) -> bool:
+    """One check of a claim: printed as ``ok`` or ``FAILED``, and counted by the next :func:`record`.
+
+    A failed check does not stop the notebook: the claim it belongs to is
+    recorded as not holding, and the ledger says ``not reproduced``.
+    """
+    held = bool(condition)
+    _pending.append((what, held))
+    print(f"{'ok    ' if held else 'FAILED'}  {what}")
+    return held
 
 
-def record(claim: str, statement: str, ours: str, holds: bool) -> None:
-    """One verdict for the claims ledger: the claim id, what was checked, our number, whether it held."""
-    _verdicts.append({"claim": claim, "statement": statement, "ours": ours, "holds": bool(holds),
-                      "mode": "fast" if FAST else "full"})
+def record(claim: str, statement: str, ours: str) -> bool:
+    """One verdict for the claims ledger: the claim id, what was checked, our number, and whether it held,
+    computed from the checks made since the previous record (records made back to back rest on the same
+    checks). Returns whether it held."""
+    global _pending, _last
+    if _pending:
+        _last, _pending = _pending, []
+    if not _last:
+        raise RuntimeError(f"record({claim!r}) rests on no check: call check() or check_mean() first")
+    failed = [what for what, held in _last if not held]
+    _verdicts.append({"claim": claim, "statement": statement, "ours": ours, "holds": not failed,
+                      "checks": len(_last), "failed": failed, "mode": "fast" if FAST else "full"})
+    return not failed
 
 
 def write_verdicts(notebook: str) -> Path:

@@ -58,7 +58,7 @@ def check_readout(n: int, make_values=gaussian_values) -> float:
 pairs = [4, 8, 12, 16, 20, 24, 32, 48, 64]
 mean_errors = [check_readout(n) for n in pairs]
 _mc.record("K2", "best linear read-out error of N associations with m-dim keys is (N-m)_+ d_v",
-           f"matches for N=4..64, m={M}, d_v={DV}", True)
+           f"matches for N=4..64, m={M}, d_v={DV}")
 
 # %% [markdown]
 # ## Retrieval through the project's attention
@@ -94,7 +94,7 @@ _mc.check(fast_curve[0] > 0.99 and fast_curve[-1] < 0.5,
           f"fast-weight recall falls from {fast_curve[0]:.2f} at N=2 to {fast_curve[-1]:.2f} at N=8m")
 _mc.record("K2", "linear-attention recall falls once N exceeds the feature dimension; softmax does not",
            f"m={M}: fast weights {fast_curve[recall_pairs.index(16)]:.2f} at N=m, {fast_curve[-1]:.2f} at N=8m; "
-           f"softmax >= {min(softmax_curve):.2f}", True)
+           f"softmax >= {min(softmax_curve):.2f}")
 
 # %% [markdown]
 # ## The recall cliff in trained models

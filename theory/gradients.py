@@ -66,7 +66,7 @@ two = torch.tensor([0.0, 0.0])  # two equal scores: p = 1/2, the bound is attain
 attained = float(jacobian_wrt_scores(softmax_weights, two).abs().max())
 _mc.check(largest <= 0.25 + 1e-12 and abs(attained - 0.25) < 1e-12,
           f"softmax Jacobian entries <= 1/4 (max over random rows {largest:.4f}; 1/4 attained at p = 1/2)")
-_mc.record("Q1", "softmax Jacobian entries bounded by 1/4", f"max {largest:.4f} over random rows; 0.25 attained", True)
+_mc.record("Q1", "softmax Jacobian entries bounded by 1/4", f"max {largest:.4f} over random rows; 0.25 attained")
 
 # %% [markdown]
 # ## Linear attention: the Jacobian grows like 1 / (row mass)
@@ -86,7 +86,7 @@ products = np.array(norms) * scales
 _mc.check(np.allclose(products, products[0], rtol=1e-6), "linear: max|dp/ds| x mass is constant, so it is unbounded")
 _mc.check(norms[-1] > 1e5, f"linear: max|dp/ds| = {norms[-1]:.2e} at row mass {scales[-1] * float(base.sum()):.1e}")
 _mc.record("Q1", "kernel-normalised linear attention gradients unbounded as row mass -> 0",
-           f"max|dp/ds| = {norms[-1]:.1e} at mass {scales[-1] * float(base.sum()):.1e}, scaling exactly 1/mass", True)
+           f"max|dp/ds| = {norms[-1]:.1e} at mass {scales[-1] * float(base.sum()):.1e}, scaling exactly 1/mass")
 
 # %% [markdown]
 # ## ReLA: entries 0 or 1

@@ -111,7 +111,7 @@ qs = torch.randn(pairs, 2, DIM, generator=generator, dtype=torch.float64).abs()
 distance = min(float((weights("inline", a) - weights("inline", b)).abs().max()) for a, b in qs)
 _mc.check(distance > 1e-6, f"InLine: {pairs} random query pairs, smallest weight difference {distance:.2e} > 0")
 _mc.record("H1", "homogeneous phi: q and alpha q collide under linear attention; softmax only when K(p-q) || 1; "
-           "InLine injective", f"linear gap {max(linear_gaps):.0e}, softmax/InLine gaps > 1e-3", True)
+           "InLine injective", f"linear gap {max(linear_gaps):.0e}, softmax/InLine gaps > 1e-3")
 
 fig, ax = plt.subplots(figsize=(4.6, 3.3))
 ax.semilogy(alphas, np.maximum(linear_gaps, 1e-17), "o-", label="linear (relu)")

@@ -68,7 +68,7 @@ _mc.check(not over, f"rank <= feature dimension (+2 for InLine) for {len(rows)} 
 # Taylor-2's features [1, x, x x^T] hold a symmetric outer product, so its rank is at most
 # 1 + d + d(d+1)/2 = 10 for d = 3, below F = 13 (our remark).
 _mc.record("K1", "rank(phi(Q)phi(K)^T) <= r for every linear variant and feature map",
-           f"{len(rows)} pairs checked at d={DIM}, T={TOKENS}", True)
+           f"{len(rows)} pairs checked at d={DIM}, T={TOKENS}")
 
 # %% [markdown]
 # ## Row normalisation keeps the rank
@@ -102,7 +102,7 @@ _mc.check(float(torch.linalg.eigvalsh(kernel).min()) > 0, "exp(x x^T) for 8 dist
 soft = attention.get("softmax").weights(points, points, causal=False, scale=1.0)[0, 0]
 _mc.check(rank(soft, rtol=1e-14) == 8, "softmax attention with d = 1 has full rank 8")
 _mc.record("K1", "exp(XX^T) positive definite: softmax attention can be full rank with d=1",
-           "rank 8 of 8 with d=1", True)
+           "rank 8 of 8 with d=1")
 
 # %% [markdown]
 # ## `log softmax(Q K^T)` has rank <= d + 1
@@ -118,7 +118,7 @@ for dim in (1, 2, 4):
     print(f"d={dim}: rank log softmax = {log_ranks[dim]}, softmax = {rank(weights, 1e-12)}")
 _mc.check(all(r <= d + 1 for d, r in log_ranks.items()),
           f"rank(log softmax(QK^T)) <= d + 1 for d = 1, 2, 4 (T = 48): {log_ranks}")
-_mc.record("K1", "rank(log softmax(QK^T)) <= d+1", "holds for d=1,2,4", True)
+_mc.record("K1", "rank(log softmax(QK^T)) <= d+1", "holds for d=1,2,4")
 
 # %% [markdown]
 # ## Numerical rank against the logit scale
@@ -149,7 +149,7 @@ _mc.check(soft_ranks[:5] == sorted(soft_ranks[:5]) and soft_ranks[4] >= 8 * soft
 _mc.check(len(set(relu_ranks)) == 1 and relu_ranks[0] > 2 + 1,
           f"relu attention rank {relu_ranks[0]} is scale-free and exceeds d + 1 = 3 with d = 2")
 _mc.record("K1", "numerical rank of exp(S) small for small logits; grows with scale",
-           f"softmax rank {soft_ranks[0]} -> {soft_ranks[-1]} over scale 0.01 -> 10 (d=2, T=64)", True)
+           f"softmax rank {soft_ranks[0]} -> {soft_ranks[-1]} over scale 0.01 -> 10 (d=2, T=64)")
 
 fig, ax = plt.subplots(figsize=(4.6, 3.3))
 ax.semilogx(temperatures, soft_ranks, "o-", label="softmax")

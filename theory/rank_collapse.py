@@ -89,7 +89,7 @@ print(f"relu (unnormalised): the stack's activations overflow at depth {overflow
 _mc.record("K3", "pure attention stacks collapse to rank one; skips prevent it; LayerNorm does not",
            f"softmax res {results[('softmax', 'pure')][DEPTH]:.0e} (pure), "
            f"{results[('softmax', 'pure + LN')][DEPTH]:.0e} (LN), {results[('softmax', 'skip')][DEPTH]:.2f} (skip) "
-           f"at depth {DEPTH}", True)
+           f"at depth {DEPTH}")
 
 # %% [markdown]
 # ## Equal tokens: no gradient reaches `W_Q` and `W_K`
@@ -118,7 +118,7 @@ for name, params in (("softmax", {}), ("linear", {"eps": 0.0}), ("sparsemax", {}
 rela_gradient = query_key_gradient("rela_g")
 _mc.check(rela_gradient > 1e-3, f"rela_g (unnormalised): W_Q, W_K still get gradient ({rela_gradient:.2e})")
 _mc.record("K3", "equal tokens: W_Q, W_K gradients exactly zero for row-normalised attention",
-           f"softmax/linear/sparsemax < 1e-12; rela_g {rela_gradient:.1e}", True)
+           f"softmax/linear/sparsemax < 1e-12; rela_g {rela_gradient:.1e}")
 
 fig, ax = plt.subplots(figsize=(5.2, 3.5))
 styles = {"pure": "-", "pure + LN": "--", "skip": ":"}

@@ -121,7 +121,7 @@ for n in LENGTHS:
 _mc.check(all(g[2] > 0.5 * g[1] for g in gaps), "softmax gap stays of the order of b")
 _mc.check(gaps[-1][3] < gaps[0][3] / 4 and gaps[-1][3] < 0.05, "linear gap shrinks towards 0 with n")
 _mc.record("D2", "planted score c log n: softmax weight -> 1 (c>1), linear -> 0; gap ~b vs -> 0",
-           f"n={gaps[-1][0]}: softmax gap {gaps[-1][2]:.2f} (b={gaps[-1][1]:.2f}), linear gap {gaps[-1][3]:.4f}", True)
+           f"n={gaps[-1][0]}: softmax gap {gaps[-1][2]:.2f} (b={gaps[-1][1]:.2f}), linear gap {gaps[-1][3]:.4f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 axes[0].plot([r[0] for r in big], [r[2] for r in big], "o-", label="softmax")

@@ -93,8 +93,8 @@ for n in (16, 256, 1024):
     _mc.check_mean(out**2, SIGMA**2 / (2 * n), f"relu_len: Var = sigma^2/(2n) at n={n}")
     _, out = outputs("reluformer", n)
     _mc.check_mean(out**2, SIGMA**2, f"reluformer: Var = sigma^2 at n={n}")
-_mc.record("S1", "Var(sum relu(s_j) v_j) = n sigma^2/2; /sqrt(n/2) gives sigma^2", "matches at n=16..1024", True)
-_mc.record("SCALE-relu_n", "ReLU / n has output variance sigma^2/(2n)", "matches at n=16..1024", True)
+_mc.record("S1", "Var(sum relu(s_j) v_j) = n sigma^2/2; /sqrt(n/2) gives sigma^2", "matches at n=16..1024")
+_mc.record("SCALE-relu_n", "ReLU / n has output variance sigma^2/(2n)", "matches at n=16..1024")
 
 
 # %% [markdown]
@@ -124,7 +124,7 @@ for n in (256, 4096):
     first_order = math.exp(SIGMA**2) * (1 + c_value / n)
     _mc.check_mean(n * concentration, first_order, f"softmax: n E[sum p^2] = e^(sigma^2)(1 + c/n) at n={n}",
                    extra=math.exp(SIGMA**2) * c_value**2 / n**2)  # allowance: the size of an O(n^-2) term
-_mc.record("S1", "softmax output variance tends to e^{sigma^2}/n", "n E[sum p^2] matches e^1 at n=256, 4096", True)
+_mc.record("S1", "softmax output variance tends to e^{sigma^2}/n", "n E[sum p^2] matches e^1 at n=256, 4096")
 
 # %% [markdown]
 # ## Sigmoid: row sum `-> e^{sigma^2/2}` with bias `-log n`, `n/2` with bias 0
@@ -141,7 +141,7 @@ for n in (256, 4096):
     weights, _ = outputs("sigmoid", n, bias=0.0)
     _mc.check_mean(weights.sum(-1).flatten(), n / 2, f"sigmoid(b=0): row sum n/2 at n={n}")
 _mc.record("SCALE-sigmoid", "sigmoid with b=-log n has row sum -> e^{sigma^2/2}; n/2 with b=0",
-           "matches at n=256, 4096", True)
+           "matches at n=256, 4096")
 
 # %% [markdown]
 # ## LayerNorm erases the difference (S2 at initialisation)
@@ -171,7 +171,7 @@ print(f"KS p-value before LN {before:.3g}, after LN {after:.3g}")
 _mc.check(before < 1e-3, "without LN, softmax and ReLU outputs differ in law (KS rejects)")
 _mc.check(after > 1e-3, "after LN, softmax and ReLU outputs have the same law (KS does not reject)")
 _mc.record("S2", "LN(sum w_j v_j) has the same law for any weights at init", f"KS p={after:.2f} after LN, "
-           f"{before:.1e} before", after > 1e-3 and before < 1e-3)
+           f"{before:.1e} before")
 
 # %% [markdown]
 # ## Output variance against `n`, every registered variant
