@@ -82,6 +82,26 @@ def _score_grad(s, p, valid, dp, ACT: tl.constexpr):
 
 
 @triton.jit
+def _tile(ptr, sb, sh, st, sd, bb, hh, idx, dims, T, D, TRANSPOSED: tl.constexpr):
+    """Positions ``idx`` of batch ``bb``, head ``hh`` of a ``(B, H, T, D)`` tensor: an ``(idx, dims)`` tile, or
+    ``(dims, idx)`` when ``TRANSPOSED``; 0 past ``T`` and ``D``."""
+    if TRANSPOSED:
+        return tl.load(ptr + bb * sb + hh * sh + idx[None, :] * st + dims[:, None] * sd,
+                       mask=(idx[None, :] < T) & (dims[:, None] < D), other=0.0)
+    return tl.load(ptr + bb * sb + hh * sh + idx[:, None] * st + dims[None, :] * sd,
+                   mask=(idx[:, None] < T) & (dims[None, :] < D), other=0.0)
+
+
+@triton.jit
+def _keys_end(pid_m, TQ, TK, BM: tl.constexpr, CAUSAL: tl.constexpr):
+    """One past the last key a block of queries sees (causal: aligned to the end of the keys)."""
+    hi = TK
+    if CAUSAL:
+        hi = tl.minimum(TK, (pid_m + 1) * BM + TK - TQ)
+    return hi
+
+
+@triton.jit
 def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd, sob, soh, sot, sod,
                 H, TQ, TK, D, DV, scale, bias,
                 CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
@@ -93,19 +113,13 @@ def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, sv
     rows = pid_m * BM + tl.arange(0, BM)
     dims = tl.arange(0, BD)
     vdims = tl.arange(0, BDV)
-    q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
-                mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
+    q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
     b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
     acc = tl.zeros((BM, BDV), dtype=tl.float32)
-    hi = TK
-    if CAUSAL:
-        hi = tl.minimum(TK, (pid_m + 1) * BM + TK - TQ)
-    for start in range(0, hi, BN):
+    for start in range(0, _keys_end(pid_m, TQ, TK, BM, CAUSAL), BN):
         cols = start + tl.arange(0, BN)
-        kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
-                     mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
-        v = tl.load(V + bb * svb + hh * svh + cols[:, None] * svt + vdims[None, :] * svd,
-                    mask=(cols[:, None] < TK) & (vdims[None, :] < DV), other=0.0)
+        kt = _tile(K, skb, skh, skt, skd, bb, hh, cols, dims, TK, D, True)
+        v = _tile(V, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, False)
         _, p, _ = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
         acc += _dot(p.to(v.dtype), v, IEEE)
     acc = acc * r[:, None]
@@ -126,10 +140,8 @@ def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, s
     cols = pid_n * BN + tl.arange(0, BN)
     dims = tl.arange(0, BD)
     vdims = tl.arange(0, BDV)
-    kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
-                 mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
-    vt = tl.load(V + bb * svb + hh * svh + cols[None, :] * svt + vdims[:, None] * svd,
-                 mask=(cols[None, :] < TK) & (vdims[:, None] < DV), other=0.0)
+    kt = _tile(K, skb, skh, skt, skd, bb, hh, cols, dims, TK, D, True)
+    vt = _tile(V, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, True)
     dk = tl.zeros((BN, BD), dtype=tl.float32)
     dv = tl.zeros((BN, BDV), dtype=tl.float32)
     lo = 0
@@ -137,10 +149,8 @@ def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, s
         lo = tl.maximum(pid_n * BN - (TK - TQ), 0) // BM * BM
     for start in range(lo, TQ, BM):
         rows = start + tl.arange(0, BM)
-        q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
-                    mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
-        do = tl.load(DO + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod,
-                     mask=(rows[:, None] < TQ) & (vdims[None, :] < DV), other=0.0)
+        q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
+        do = _tile(DO, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, False)
         b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
         do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
         s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
@@ -168,22 +178,15 @@ def _dq_kernel(Q, K, V, DO, DQ, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh
     rows = pid_m * BM + tl.arange(0, BM)
     dims = tl.arange(0, BD)
     vdims = tl.arange(0, BDV)
-    q = tl.load(Q + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd,
-                mask=(rows[:, None] < TQ) & (dims[None, :] < D), other=0.0)
-    do = tl.load(DO + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod,
-                 mask=(rows[:, None] < TQ) & (vdims[None, :] < DV), other=0.0)
+    q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
+    do = _tile(DO, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, False)
     b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
     do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
     dq = tl.zeros((BM, BD), dtype=tl.float32)
-    hi = TK
-    if CAUSAL:
-        hi = tl.minimum(TK, (pid_m + 1) * BM + TK - TQ)
-    for start in range(0, hi, BN):
+    for start in range(0, _keys_end(pid_m, TQ, TK, BM, CAUSAL), BN):
         cols = start + tl.arange(0, BN)
-        kt = tl.load(K + bb * skb + hh * skh + cols[None, :] * skt + dims[:, None] * skd,
-                     mask=(cols[None, :] < TK) & (dims[:, None] < D), other=0.0)
-        vt = tl.load(V + bb * svb + hh * svh + cols[None, :] * svt + vdims[:, None] * svd,
-                     mask=(cols[None, :] < TK) & (vdims[:, None] < DV), other=0.0)
+        kt = _tile(K, skb, skh, skt, skd, bb, hh, cols, dims, TK, D, True)
+        vt = _tile(V, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, True)
         s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
         dp = _dot(do, vt, IEEE)
         ds = _score_grad(s, p, valid, dp, ACT)
