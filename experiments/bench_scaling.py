@@ -84,7 +84,9 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated()
         else:
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
-            self.base = _status("VmRSS")
+            # read the base from the same counter: VmRSS and VmHWM are updated at different moments, and a
+            # base read from VmRSS could exceed the later VmHWM (a negative peak was seen under load)
+            self.base = _status("VmHWM")
         return self
 
     def __exit__(self, *exc):
@@ -92,7 +94,7 @@ class PeakMemory:
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated() - self.base
         else:
-            self.peak = _status("VmHWM") - self.base
+            self.peak = max(0, _status("VmHWM") - self.base)
 
 
 def _attend_fn(case: dict[str, Any]):
