@@ -77,7 +77,10 @@ def scores(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | Non
     ``q * scale`` and ``scale=1.0`` (a product by 1.0 is exact, so each form
     keeps its own rounding).
     """
-    out = (q @ k.transpose(-2, -1)) * default_scale(q, scale)  # (B, H, Tq, D) @ (B, H, D, Tk) -> (B, H, Tq, Tk)
+    out = q @ k.transpose(-2, -1)  # (B, H, Tq, D) @ (B, H, D, Tk) -> (B, H, Tq, Tk)
+    scale = default_scale(q, scale)
+    if scale != 1.0:  # a product by 1.0 would change nothing but cost a pass over the T x T matrix
+        out = out * scale
     if causal:
         out = out.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), masked)
     return out
