@@ -69,13 +69,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, *, 
 
 
 def _other_options(chosen_task: str, chosen_attention: str) -> str:
-    lines = ["options of the other tasks and attention variants (select one to use them):"]
+    """The epilog of --help: every task and variant with its one-line summary, and the options of the others."""
+    lines = ["tasks and attention variants (the options of those not chosen; select one to use them):"]
     for kind, registry, chosen in (("task", synthetic, chosen_task), ("attention", attention, chosen_attention)):
         for name in registry.names():
-            if name == chosen:
-                continue
-            fields = [_flag(f.name) for f in dataclasses.fields(registry.get(name).config)]
-            lines.append(f"  --{kind} {name}: {' '.join(fields) or '(no options)'}")
+            entry = registry.get(name)
+            lines.append(f"  --{kind} {name}: {entry.summary}")
+            if name != registry.get(chosen).name:
+                fields = [_flag(f.name) for f in dataclasses.fields(entry.config)]
+                lines.append(f"      {' '.join(fields) or '(no options)'}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import synthetic
 from experiments import attention, run as cli, runs
 from experiments.config import ConfigError
 
@@ -141,3 +142,13 @@ def test_every_task_runs_from_the_command_line(task, tmp_path, capsys):
     result = json.loads(next(tmp_path.rglob("*.json")).read_text())
     assert result["config"]["task"]["name"] == task and result["steps_run"] == 2
     assert "test_exact_match" in result["final"]
+
+
+def test_help_lists_every_task_and_variant_with_its_summary(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for kind, registry in (("task", synthetic), ("attention", attention)):
+        for name in registry.names():
+            assert f"--{kind} {name}: {registry.get(name).summary}" in out, name
