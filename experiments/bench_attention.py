@@ -13,29 +13,31 @@ and library versions in its header.
 
 from __future__ import annotations
 
-import dataclasses
+import csv
+import io
 import platform
 import statistics
 import sys
 import time
+from typing import Any
 
 import torch
 
 from experiments import attention, cli
 from experiments.attention._linear import LinearFamilyModule
+from experiments.bench_scaling import attend_fn
 from experiments.atomic import atomic_write_text
 
 
-def cases() -> list[tuple[str, str, dict]]:
-    """(label, variant, params): every variant at its defaults, and every form of the linear family."""
+def cases() -> list[dict[str, Any]]:
+    """Every variant at its defaults (``form`` None: its ``auto``) and each form of the linear family, as the
+    scaling benchmark's case dicts ``{"label", "variant", "form"}``."""
     out = []
     for name in attention.names():
-        defaults = dataclasses.asdict(attention.make_config(name))
         if issubclass(attention.get(name).module, LinearFamilyModule):
-            for form in attention.get(name).forms:
-                out.append((f"{name} ({form})", name, {**defaults, "form": form}))
+            out += [{"label": f"{name} ({form})", "variant": name, "form": form} for form in attention.get(name).forms]
         else:
-            out.append((name, name, defaults))
+            out.append({"label": name, "variant": name, "form": None})
     return out
 
 
@@ -81,16 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         shape = (args.batch, args.heads, length, args.head_dim)
         q, k, v = (torch.randn(*shape, generator=generator).to(args.device).requires_grad_() for _ in range(3))
         timings = {}
-        for label, name, params in cases():
+        for case in cases():
+            label = case["label"]
             if args.variants and label not in args.variants and label != "softmax":
                 continue
-            variant = attention.get(name)
-            kwargs = attention.accepted_params(variant.attend, params)
-            fn = lambda a, b, c, _v=variant, _k=kwargs: _v.attend(a, b, c, causal=True, **_k)  # noqa: E731
-            timings[label] = time_one(fn, q, k, v, warmup=args.warmup, repeats=args.repeats)
-            print(f"T={length:5d} {label:28s} {1e3 * timings[label]:9.2f} ms", file=sys.stderr)
-        base = timings["softmax"]
-        rows += [(length, label, seconds, seconds / base) for label, seconds in timings.items()]
+            timings[label] = (case, time_one(attend_fn(case), q, k, v, warmup=args.warmup, repeats=args.repeats))
+            print(f"T={length:5d} {label:28s} {1e3 * timings[label][1]:9.2f} ms", file=sys.stderr)
+        base = timings["softmax"][1]
+        rows += [{**case, "length": length, "seconds": seconds, "seconds_ratio": seconds / base}
+                 for case, seconds in timings.values()]
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     lines = [
@@ -106,14 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         "| variant | " + " | ".join(f"T={n} ms (x softmax)" for n in args.lengths) + " |",
         "|---|" + "---|" * len(args.lengths),
     ]
-    for label in dict.fromkeys(label for _, label, _, _ in rows):
-        cells = [f"{1e3 * s:.1f} ({r:.2f}x)" for n in args.lengths for (m, lab, s, r) in rows if m == n and lab == label]
+    for label in dict.fromkeys(row["label"] for row in rows):
+        cells = [f"{1e3 * r['seconds']:.1f} ({r['seconds_ratio']:.2f}x)" for n in args.lengths for r in rows
+                 if r["length"] == n and r["label"] == label]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     atomic_write_text(args.out, "\n".join(lines) + "\n")
-    if args.csv:
-        table = ["variant,length,seconds,ratio,device"]
-        table += [f"{label},{n},{seconds:.6f},{ratio:.4f},{device}" for n, label, seconds, ratio in rows]
-        atomic_write_text(args.csv, "\n".join(table) + "\n")
+    if args.csv:  # the scaling benchmark's row fields (label, variant, form, length, seconds, seconds_ratio)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["label", "variant", "form", "length", "seconds", "seconds_ratio", "device"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, "form": row["form"] or "", "seconds": f"{row['seconds']:.6f}",
+                          "seconds_ratio": f"{row['seconds_ratio']:.4f}", "device": device} for row in rows)
+        atomic_write_text(args.csv, out.getvalue())
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -97,7 +97,8 @@ class PeakMemory:
             self.peak = max(0, _status("VmHWM") - self.base)
 
 
-def _attend_fn(case: dict[str, Any]):
+def attend_fn(case: dict[str, Any]):
+    """``attend(q, k, v)`` of a case, causal, at the variant's defaults and the case's form (None: its own)."""
     variant = attention.get(case["variant"])
     params = dataclasses.asdict(attention.make_config(case["variant"]))
     if case["form"] is not None:
@@ -113,7 +114,7 @@ def _sync(device: str) -> None:
 
 def measure_kernel(case: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     device, dtype = settings["device"], getattr(torch, settings["dtype"])
-    fn = _attend_fn(case)
+    fn = attend_fn(case)
     rows = []
     for length in settings["lengths"]:
         gen = torch.Generator().manual_seed(length)

@@ -288,7 +288,7 @@ def judge_r4(ev: Evidence):
         raise Missing("speed benchmark")
     ratio = defaultdict(list)
     for row in ev.speed:
-        ratio[row["variant"]].append(float(row["ratio"]))
+        ratio[row["label"]].append(float(row["seconds_ratio"]))
     need = ("rela_g", "sparsemax", "entmax15")
     if any(n not in ratio for n in need):
         raise Missing("benchmark rows for rela_g, sparsemax, entmax15")

@@ -12,14 +12,14 @@ from paper_figs._plot import color, load, plt, save
 
 def plot(rows, out):
     lengths = sorted({int(r["length"]) for r in rows})
-    names = list(dict.fromkeys(r["variant"] for r in rows))
+    names = list(dict.fromkeys(r["label"] for r in rows))
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(lengths)
     for j, length in enumerate(lengths):
-        ratios = {r["variant"]: float(r["ratio"]) for r in rows if int(r["length"]) == length}
+        ratios = {r["label"]: float(r["seconds_ratio"]) for r in rows if int(r["length"]) == length}
         ax.bar(np.arange(len(names)) + (j - (len(lengths) - 1) / 2) * width, [ratios[n] for n in names], width,
                label=f"T={length}", alpha=0.5 + 0.5 * j / max(1, len(lengths) - 1),
-               color=[color(n.split(" ")[0]) for n in names])
+               color=[color(next(r["variant"] for r in rows if r["label"] == n)) for n in names])
     ax.axhline(1.0, color="k", lw=1)
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=6)

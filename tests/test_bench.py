@@ -1,4 +1,4 @@
-"""The scaling benchmark's measuring and bookkeeping (its timings are not tested, only produced)."""
+"""The benchmarks' measuring and bookkeeping (their timings are not tested, only produced)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import json
 import pytest
 import torch
 
+from experiments import attention, bench_attention
 from experiments import bench_scaling as bench
+from paper_figs import make_ledger
+from paper_figs.claims import CLAIMS
 
 
 def test_peak_memory_sees_a_tensor_allocated_and_freed_inside_the_block():
@@ -76,3 +79,19 @@ def test_bad_benchmark_arguments_name_the_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--out", "x.json", "--only", "relu (flash)"])
     assert exit_info.value.code == 2 and "valid cases are" in capsys.readouterr().err
+
+
+def test_the_speed_table_uses_the_scaling_benchmarks_cases_and_row_fields_and_feeds_the_ledger(tmp_path):
+    assert {c["variant"] for c in bench_attention.cases()} == set(attention.names())
+    assert {"label": "linear (chunked)", "variant": "linear", "form": "chunked"} in bench_attention.cases()
+    csv_path = tmp_path / "speed.csv"
+    assert bench_attention.main(["--out", str(tmp_path / "speed.md"), "--csv", str(csv_path), "--lengths", "16",
+                                 "--repeats", "1", "--warmup", "0", "--variants", "rela_g", "sparsemax",
+                                 "entmax15"]) == 0
+    rows = make_ledger.read_csv(csv_path)
+    assert [r["label"] for r in rows] == ["entmax15", "rela_g", "softmax", "sparsemax"]
+    assert set(rows[0]) == {"label", "variant", "form", "length", "seconds", "seconds_ratio", "device"}
+    assert float(next(r for r in rows if r["label"] == "softmax")["seconds_ratio"]) == 1.0
+    r4 = next(c for c in CLAIMS if c.id == "R4")
+    ours, verdict = r4.verdict(make_ledger.gather(tmp_path / "none", tmp_path / "none", csv_path))
+    assert verdict in ("reproduced", "partly", "not reproduced") and "rela_g" in ours

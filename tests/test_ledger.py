@@ -65,9 +65,8 @@ def memory(relu: float, softmax: float, softmax_ln: float, top_mass: float, theo
 
 
 def speed(rela: float, sparse: float) -> Evidence:
-    rows = [{"variant": "rela_g", "length": "128", "ratio": str(rela)},
-            {"variant": "sparsemax", "length": "128", "ratio": str(sparse)},
-            {"variant": "entmax15", "length": "128", "ratio": str(sparse)}]
+    rows = [{"label": name, "variant": name, "form": "", "length": "128", "seconds_ratio": str(ratio)}
+            for name, ratio in (("rela_g", rela), ("sparsemax", sparse), ("entmax15", sparse))]
     return Evidence(speed=rows)
 
 
