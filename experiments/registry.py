@@ -15,7 +15,7 @@ checked. This is the one place that does it; each package holds one
     ... class Entry:
     ...     name: str
     ...     config: type
-    >>> toys = Registry("toy")
+    >>> toys = Registry("toy", "toy")
     >>> _ = toys.register(Entry("toy", Toy))
     >>> toys.config_to_dict(toys.config_from_dict({"name": "toy", "width": 8}))
     {'name': 'toy', 'width': 8}
@@ -35,10 +35,11 @@ E = TypeVar("E")  # an entry: any object with ``name`` and ``config`` (the confi
 
 
 class Registry(Generic[E]):
-    """Entries by name (and aliases), each with a frozen config class; ``kind`` names them in messages."""
+    """Entries by name (and aliases), each with a frozen config class; ``kind`` names them in messages and
+    ``path`` is where their config sits in a run config (``task``, ``model.attention``)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, path: str):
+        self.kind, self.path = kind, path
         self._entries: dict[str, E] = {}
         self._aliases: dict[str, str] = {}
 
@@ -61,9 +62,6 @@ class Registry(Generic[E]):
         """Registered names, sorted (aliases only when asked)."""
         return sorted([*self._entries, *(self._aliases if include_aliases else ())])
 
-    def entries(self) -> list[E]:
-        return [self._entries[name] for name in self.names()]
-
     def get(self, name: str) -> E:
         try:
             return self._entries[self._aliases.get(name, name)]
@@ -77,12 +75,9 @@ class Registry(Generic[E]):
                 return entry.name
         raise ConfigError(f"{type(config).__name__} is not a registered {self.kind} config")
 
-    def entry_of(self, config: Any) -> E:
-        return self._entries[self.name_of(config)]
-
     def make_config(self, name: str, **params: Any) -> Any:
         """The frozen config of ``name``; unknown parameters are an error."""
-        return from_dict(self.get(name).config, params, self.kind)
+        return from_dict(self.get(name).config, params, self.path)
 
     def config_to_dict(self, config: Any) -> dict[str, Any]:
         """``{"name": ..., **fields}``: the serialised form used in results."""
@@ -90,7 +85,7 @@ class Registry(Generic[E]):
 
     def config_from_dict(self, data: Any, where: str | None = None) -> Any:
         """The config that :meth:`config_to_dict` wrote; ``where`` is its dotted path in messages."""
-        where = where or self.kind
+        where = where or self.path
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must be a JSON object with a 'name', got {type(data).__name__} {data!r}")
         data = dict(data)

@@ -52,12 +52,13 @@ class Task:
     chance: Callable[[Any], float] | None = None  # required: see the module docstring
 
 
-_TASKS: Registry[Task] = Registry("task")
+_TASKS: Registry[Task] = Registry("task", "task")
 names = _TASKS.names
 get = _TASKS.get
 name_of = _TASKS.name_of
 make_config = _TASKS.make_config
 config_to_dict = _TASKS.config_to_dict
+config_from_dict = _TASKS.config_from_dict
 
 
 def register(task: Task) -> Task:
@@ -66,10 +67,6 @@ def register(task: Task) -> Task:
     if task.chance is None:
         raise ValueError(f"task {task.name!r} must state its chance level (Task.chance)")
     return _TASKS.register(task)
-
-
-def config_from_dict(data: dict[str, Any], where: str = "task") -> Any:
-    return _TASKS.config_from_dict(data, where)
 
 
 def kind_of(config: Any) -> str:

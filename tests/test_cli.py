@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env
 
 import synthetic
 from experiments import attention, run as cli, runs
@@ -69,7 +69,7 @@ def test_cuda_without_cuda_is_bad_input(tmp_path, capsys):
 
 
 def test_bad_input_from_a_real_shell(tmp_path):
-    env = {**os.environ, "RESULTS_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = subprocess_env(RESULTS_DIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-m", "experiments.run", "--attention", "bogus"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2

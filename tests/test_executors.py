@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env
 
 from experiments import cache, progress, runs, sweep
 from experiments.config import ConfigError
 from experiments.executors import LocalExecutor, Lost, SubmititExecutor, make_executor
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+ENV = subprocess_env()
 TINY = {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2, "num_test_examples": 16},
         "model": {"d_model": 16, "num_heads": 2, "num_layers": 1},
         "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "eval_every": 3, "device": "cpu"}}

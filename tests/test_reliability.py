@@ -18,6 +18,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env
 import torch
 
 from experiments import cache, runs, sweep, sweep_files, train
@@ -183,7 +184,7 @@ def tiny_sweep(path: Path, *, steps: int, seeds: int, eval_every: int) -> Path:
 @pytest.mark.parametrize("signum", [2, 15])  # Ctrl-C, and a scheduler's or kill's TERM
 def test_an_interrupted_sweep_stops_its_workers_and_resumes(tmp_path, signum):
     tiny_sweep(tmp_path / "s.json", steps=3000, seeds=4, eval_every=100)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
             "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]
     import signal
@@ -207,8 +208,7 @@ def test_an_interrupted_sweep_stops_its_workers_and_resumes(tmp_path, signum):
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("TRITON_INTERPRET", None)  # the test session sets it for the kernel tests; a user's shell does not
+    env = subprocess_env()
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -285,7 +285,7 @@ def test_status_of_a_large_sweep_file_streams_in_constant_memory(tmp_path, monke
 def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
     tiny_sweep(tmp_path / "s.json", steps=400, seeds=6, eval_every=50)
     results = tmp_path / "r"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
                                 "--csv", str(tmp_path / "o.csv"), "--results-dir", str(results)],
                                cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)

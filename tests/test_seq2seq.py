@@ -8,7 +8,7 @@ import torch
 import synthetic
 from experiments import attention, metrics
 from experiments.model import MLP_ACTIVATIONS, EncoderDecoder, ModelConfig, Transformer
-from experiments.train import TrainConfig, evaluate, train
+from experiments.train import TrainConfig, train
 
 # --- AER on hand-made alignments ---------------------------------------------------------------
 

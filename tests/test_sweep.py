@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env
 
 from experiments import cache, runs, sweep
 from experiments.config import ConfigError
@@ -144,7 +145,6 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
 
 
 def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path, live_pid):
-    import os
     import platform
 
     config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
@@ -161,7 +161,7 @@ def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path, live_p
 
 
 def _sweep_process(results, csv_path):
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     return subprocess.Popen([sys.executable, "-m", "experiments.sweep", "mqar_width", "--profile", "smoke",
                              "--workers", "1", "--csv", str(csv_path), "--results-dir", str(results)],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
@@ -186,7 +186,7 @@ def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
     argv = ["--task", "mqar", "--vocab-size", "16", "--seq-len", "16", "--num-kv-pairs", "2", "--d-model", "16",
             "--num-heads", "2", "--steps", "1500", "--eval-every", "500", "--batch-size", "8",
             "--num-test-examples", "16", "--target-accuracy", "0", "--no-progress"]
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     victim = subprocess.Popen([sys.executable, "-m", "experiments.run", *argv, "--results-dir", str(tmp_path / "a")],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60

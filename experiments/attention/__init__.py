@@ -40,7 +40,7 @@ __all__ = [
     "unregister",
 ]
 
-_VARIANTS: Registry[Variant] = Registry("attention")
+_VARIANTS: Registry[Variant] = Registry("attention", "model.attention")
 register = _VARIANTS.register
 unregister = _VARIANTS.unregister
 names = _VARIANTS.names
@@ -48,10 +48,7 @@ get = _VARIANTS.get
 name_of = _VARIANTS.name_of
 make_config = _VARIANTS.make_config
 config_to_dict = _VARIANTS.config_to_dict
-
-
-def config_from_dict(data: dict[str, Any], where: str = "model.attention") -> Any:
-    return _VARIANTS.config_from_dict(data, where)
+config_from_dict = _VARIANTS.config_from_dict
 
 
 def accepted_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
