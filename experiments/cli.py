@@ -16,3 +16,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
+def lock_seconds(text: str) -> float:
+    """``--lock-timeout``: seconds in [0, 1e7] (a wait past that is a typo, and inf or nan no bound at all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value <= 1e7:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1e7] seconds, got {text}")
+    return value

@@ -98,7 +98,7 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--force", action="store_true", help="run even if the result is cached, replacing it")
     parser.add_argument("--dry-run", action="store_true", help="print the config and its cache path, run nothing")
-    parser.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", type=cli.lock_seconds, default=None, metavar="SECONDS",
                         help="give up (exit 1) after waiting this long for another runner's lock on this run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON instead of a summary")
@@ -119,7 +119,7 @@ def _choose(argv: list[str], flag: str, dotted: str, valid: list[str], default: 
     value = getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
     for item in argv:
         if item.startswith(f"{dotted}="):
-            value = item.split("=", 1)[1]
+            value = _value(item.split("=", 1)[1])
     if value not in valid:
         # Let the full parser report it, with the list of valid names and exit status 2.
         return default
@@ -132,8 +132,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
                              "softmax")
     parser, groups = build_parser(task_name, attention_name)
     args = parser.parse_args(argv)
-    if args.lock_timeout is not None and not (0 <= args.lock_timeout <= 1e7):
-        parser.error(f"--lock-timeout must be in [0, 1e7] seconds, got {args.lock_timeout}")
     values = vars(args)
     picked = {group: {name: values[name] for name in fields if name in values} for group, fields in groups.items()}
     data = {"task": {"name": args.task, **picked["task"]},

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only the K-th of N interleaved slices of the sweep (1 <= K <= N) and write no "
                              "CSV: for doing a long sweep in chunks, e.g. one per job; collect with a plain run")
     parser.add_argument("--allow-large", action="store_true", help=f"run a sweep file of more than {MAX_RUNS} runs")
-    parser.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", type=cli.lock_seconds, default=None, metavar="SECONDS",
                         help="a run waiting longer than this for another runner's lock fails (recorded) instead")
     jobs = parser.add_argument_group("executor")
     jobs.add_argument("--executor", default="local", choices=EXECUTORS,
@@ -247,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("workers", "time_min", "cpus_per_job"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    if args.lock_timeout is not None and not (0 <= args.lock_timeout <= 1e7):
-        parser.error(f"--lock-timeout must be in [0, 1e7] seconds, got {args.lock_timeout}")
     if args.gpus_per_job < 0:
         parser.error(f"--gpus-per-job must be at least 0, got {args.gpus_per_job}")
     if args.executor != "slurm" and args.partition:

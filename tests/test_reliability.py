@@ -222,6 +222,7 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     (["--task", "memorisation", "--key-tokens", "99999999999"], "key_tokens=99999999999 is out of range"),
     (["--task", "memorisation", "--key-tokens", "9"], "key_tokens must be in [1, 8]"),
     (["--results-dir", ""], "--results-dir is empty"),
+    (["--lock-timeout", "inf"], "--lock-timeout: must be in [0, 1e7] seconds"),
 ])
 def test_numbers_that_would_hang_or_crash_are_refused_at_parse_time_in_one_line(flags, message):
     started = time.monotonic()
