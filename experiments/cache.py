@@ -59,8 +59,15 @@ def results_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("RESULTS_DIR", REPO_ROOT / "results"))
 
 
+def run_files(config: Any, root: str | os.PathLike | None = None) -> tuple[str, Path, Path, Path]:
+    """``(key, result, lock, failure record)`` of a run: the layout above, from one hash of the config."""
+    key = config.key()
+    result = results_dir(root) / config.task_name / f"{key[:16]}.json"
+    return key, result, result.with_suffix(".lock"), result.with_suffix(".failed.json")
+
+
 def result_path(config: Any, root: str | os.PathLike | None = None) -> Path:
-    return results_dir(root) / config.task_name / f"{config.key()[:16]}.json"
+    return run_files(config, root)[1]
 
 
 REQUIRED_FIELDS = {"key": str, "config": dict, "status": str, "final": dict, "curve": list}
@@ -95,7 +102,7 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
 
 def failure_path(config: Any, root: str | os.PathLike | None = None) -> Path:
     """Where a run that raised leaves its traceback (never read as a cached result)."""
-    return result_path(config, root).with_suffix(".failed.json")
+    return run_files(config, root)[3]
 
 
 def git_revision() -> dict[str, Any]:
@@ -134,7 +141,7 @@ class LockTimeout(RuntimeError):
 
 
 def lock_path(config: Any, root) -> Path:
-    return result_path(config, root).with_suffix(".lock")
+    return run_files(config, root)[2]
 
 
 HEARTBEAT_SECONDS = 30.0  # a lock's holder refreshes its mtime this often

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from experiments.cache import holder_alive, result_path
+from experiments.cache import holder_alive, run_files
 from experiments.runs import RunConfig
 
 
@@ -17,11 +17,6 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _files(config: RunConfig, root: str | None) -> tuple[str, Path, Path, Path]:
-    path = result_path(config, root)  # the lock and failure record lie beside it (one hash, not three)
-    return config.key(), path, path.with_suffix(".lock"), path.with_suffix(".failed.json")
 
 
 def state_counts(files: Iterable[tuple[str, Path, Path, Path]], lost: set[str] = frozenset()) -> dict[str, int]:
@@ -53,7 +48,7 @@ class Progress:
     def __init__(self, configs: list[RunConfig], root: str | None, clock=time.monotonic):
         self.configs, self.root, self.clock = configs, root, clock
         # keys and paths once: counts() runs after every finished run, and hashing configs is not free
-        self.files = [_files(c, root) for c in configs]
+        self.files = [run_files(c, root) for c in configs]
         self.started, self.lost = clock(), set()
         self.done_at_start = self.counts()["done"]
 

@@ -35,8 +35,8 @@ from experiments.config import ConfigError
 from experiments.atomic import atomic_write_text
 from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
 from experiments.cache import (Locked, check_results_dir, failure_path, load_result, record_failure,
-                               result_path, results_dir)
-from experiments.progress import Progress, Throttle, _files, counts_line, state_counts
+                               result_path, results_dir, run_files)
+from experiments.progress import Progress, Throttle, counts_line, state_counts
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.sweep_files import MAX_RUNS, _distinct, file_configs, iter_file_configs  # noqa: F401 - re-exported
 
@@ -208,7 +208,7 @@ def _stream_file(args, shard: tuple[int, int] | None, parser: cli.Parser) -> int
             for config in configs:
                 print(config.run_id())
         else:
-            counts = state_counts(_files(config, args.results_dir) for config in configs)
+            counts = state_counts(run_files(config, args.results_dir) for config in configs)
             print(counts_line(counts, "0s" if counts["done"] + counts["failed"] == counts["total"] else "?"))
     except ConfigError as error:
         parser.error(str(error))
