@@ -38,8 +38,8 @@ FIG_DIR := paper_figs/$(PROFILE)
 SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length
 FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
 LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
-BENCH_ARGS := $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1 --warmup 0,--lengths 128 512 --repeats 3)
-BENCH_VARIANTS := rela_g rela_i relu sparsemax entmax15 sigmoid "linear (chunked)"
+BENCH_ARGS := --batch 2 $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1,--lengths 128 512 --repeats 3)
+BENCH_VARIANTS := rela_g rela_i relu sparsemax entmax15 sigmoid linear
 THEORY := $(filter-out theory/_%,$(wildcard theory/*.py))
 NOTEBOOK_DIR := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/theory,paper_figs/theory)
 NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
@@ -106,12 +106,16 @@ $(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py pape
 	$(PY) -m paper_figs.plot_$* $< $@
 
 # Speed (R4): forward+backward time of the variants ReLA compares, relative to softmax, one run.
-$(FIG_DIR)/speed.csv: experiments/bench_attention.py $(SOURCES) | $(STAMP)
-	$(PY) -m experiments.bench_attention --out $(FIG_DIR)/speed.md --csv $@ $(BENCH_ARGS) --variants $(BENCH_VARIANTS)
+$(FIG_DIR)/speed.json: experiments/bench_scaling.py $(SOURCES) | $(STAMP)
+	$(PY) -m experiments.bench_scaling --out $@ --cases defaults --no-training --no-plot $(BENCH_ARGS) \
+	  --only $(BENCH_VARIANTS)
 
-$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.csv $(NOTEBOOKS) paper_figs/claims.py paper_figs/_rows.py paper_figs/make_ledger.py
+$(FIG_DIR)/speed.png: $(FIG_DIR)/speed.json paper_figs/plot_speed.py paper_figs/_plot.py | $(STAMP)
+	$(PY) -m paper_figs.plot_speed $< $@
+
+$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.json $(NOTEBOOKS) paper_figs/claims.py paper_figs/_rows.py paper_figs/make_ledger.py
 	$(PY) -m paper_figs.make_ledger --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
-	  --speed $(FIG_DIR)/speed.csv --out $@
+	  --speed $(FIG_DIR)/speed.json --out $@
 
 .PRECIOUS: $(FIG_DIR)/%.csv $(NOTEBOOK_DIR)/%.ipynb
 

@@ -7,11 +7,13 @@ inputs for every registered variant in each of its forms (linear family:
 parallel, chunked, recurrent; ReLU family and sigmoid: materialised,
 blockwise, and fused on CUDA; the rest: their one form; softmax is PyTorch
 SDPA), at lengths 256..8192 on CPU and 512..32768 on a GPU. Time is the
-median of ``--repeats`` runs after a warm-up; peak memory is the most held
+median of at least ``--repeats`` runs after a warm-up (see ``_timed``); peak memory is the most held
 during forward+backward beyond the inputs: ``torch.cuda.max_memory_allocated``
 on a GPU; on CPU the process's resident high-water mark (``VmHWM``, reset
-through ``/proc/self/clear_refs``) with glibc's mmap threshold fixed at
-64 KiB so that freed tensors return to the system. Each case runs in its
+through ``/proc/self/clear_refs``), measured in a last run after the timed
+ones with glibc's mmap threshold fixed at 64 KiB and its free memory trimmed,
+so that freed tensors return to the system (the timed runs keep glibc's
+defaults, as training does). Each case runs in its
 own subprocess, lengths ascending; a case stops growing once one run takes
 longer than ``--max-seconds`` (or runs out of memory).
 
@@ -21,11 +23,19 @@ forward, loss, backward, AdamW) per variant in its default form.
 Every number is also a ratio to softmax (SDPA) measured in the same run.
 Writes JSON (device name, date, command, settings, rows, the issue's targets
 evaluated), a Markdown table and a log-log plot beside it.
+
+The speed figure of ``make all`` (claim R4) is this benchmark too, at short
+lengths, each variant once at its default form, without the training
+throughput or the log-log plot:
+
+    python -m experiments.bench_scaling --out paper_figs/quick/speed.json --cases defaults --no-training \
+        --no-plot --lengths 128 512 --only rela_g sparsemax entmax15
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import datetime
 import json
@@ -55,10 +65,12 @@ def forms_of(name: str, device: str) -> list[str | None]:
     return list(attention.get(name).forms_on(device)) or [None]
 
 
-def cases(device: str) -> list[dict[str, Any]]:
+def cases(device: str, *, defaults: bool = False) -> list[dict[str, Any]]:
+    """``{"label", "variant", "form"}`` for every variant in each of its forms on ``device``, or with
+    ``defaults`` once at its default form (``form`` None, labelled by its name: what training runs)."""
     out = []
     for name in attention.names():
-        for form in forms_of(name, device):
+        for form in [None] if defaults else forms_of(name, device):
             label = BASELINE if name == "softmax" else name if form is None else f"{name} ({form})"
             out.append({"label": label, "variant": name, "form": form})
     return out
@@ -69,6 +81,14 @@ def cases(device: str) -> list[dict[str, Any]]:
 
 def _status(key: str) -> int:
     return int(re.search(rf"{key}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def _freed_memory_returns_to_the_system() -> None:
+    """glibc: serve every allocation over 64 KiB from its own mapping (unmapped when freed) and give back
+    the heap's free pages, so the resident high-water mark counts what a block allocates."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD (also stops glibc from raising it on its own)
+    libc.malloc_trim(0)
 
 
 class PeakMemory:
@@ -83,6 +103,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            _freed_memory_returns_to_the_system()
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
             # read the base from the same counter: VmRSS and VmHWM are updated at different moments, and a
             # base read from VmRSS could exceed the later VmHWM (a negative peak was seen under load)
@@ -112,6 +133,30 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+WARMUP_SECONDS, TIMED_SECONDS, MAX_RUNS = 0.2, 0.5, 50
+
+
+def _timed(step, settings: dict[str, Any]) -> list[float]:
+    """Seconds of repeated calls of ``step``. Warm-up: one call (it compiles kernels on first use), then more
+    until ``WARMUP_SECONDS`` have passed (a fresh process's first runs also pay for the pages its heap
+    grows into). Timed: ``settings["repeats"]`` calls, or more until ``TIMED_SECONDS`` for a fast one (at
+    most ``MAX_RUNS``); a single timed call once one takes longer than ``settings["max_seconds"]``."""
+    def once():
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    warm = [once()]
+    while sum(warm) < WARMUP_SECONDS and len(warm) < MAX_RUNS:
+        warm.append(once())
+    if warm[0] >= settings["max_seconds"]:
+        return [once()]
+    times = [once() for _ in range(settings["repeats"])]
+    while sum(times) < TIMED_SECONDS and len(times) < MAX_RUNS:
+        times.append(once())
+    return times
+
+
 def measure_kernel(case: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     device, dtype = settings["device"], getattr(torch, settings["dtype"])
     fn = attend_fn(case)
@@ -128,14 +173,7 @@ def measure_kernel(case: dict[str, Any], settings: dict[str, Any]) -> list[dict[
                 fn(q, k, v).float().sum().backward()
                 _sync(device)
 
-            start = time.perf_counter()
-            step()  # warm-up (compiles kernels on first use)
-            first = time.perf_counter() - start
-            times = []
-            for _ in range(settings["repeats"] if first < settings["max_seconds"] else 1):
-                start = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - start)
+            times = _timed(step, settings)
             for t in (q, k, v):
                 t.grad = None
             with PeakMemory(device) as memory:
@@ -218,7 +256,7 @@ def attention_tflops(row: dict[str, Any], settings: dict[str, Any]) -> float | N
 
 def _worker(kind: str, case: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "OMP_NUM_THREADS": str(settings["threads"]), "MALLOC_MMAP_THRESHOLD_": "65536",
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings["threads"]),
            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "experiments.bench_scaling", "--worker", kind,
                            json.dumps({"case": case, "settings": settings})],
@@ -301,15 +339,17 @@ def markdown(report: dict[str, Any]) -> str:
             cells.append(f"{1e3 * row['seconds']:.1f} ms ({_times(row['seconds_ratio'])}), "
                          f"{row['peak_bytes'] / 2**20:.0f} MiB ({_times(row['peak_ratio'])})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", f"Training step (2 layers, width {s['train_width']}, batch {s['train_batch']}, length "
-              f"{s['train_length']}, AdamW), default form of each variant:", "",
-              "| variant | ms / step | tokens / s | time x softmax |", "|---|---|---|---|"]
+    if report["training"]:
+        lines += ["", f"Training step (2 layers, width {s['train_width']}, batch {s['train_batch']}, length "
+                  f"{s['train_length']}, AdamW), default form of each variant:", "",
+                  "| variant | ms / step | tokens / s | time x softmax |", "|---|---|---|---|"]
     for row in report["training"]:
         lines.append(f"| {row['label']} | {1e3 * row['seconds_per_step']:.1f} | {row['tokens_per_second']:.0f} | "
                      f"{_times(row['step_ratio'])} |")
     if report.get("matmul_peak_tflops"):
         lines += ["", f"Measured matrix-product peak: {report['matmul_peak_tflops']:.1f} TFLOP/s ({s['dtype']})."]
-    lines += ["", "| target | measured | holds |", "|---|---|---|"]
+    if report["targets"]:
+        lines += ["", "| target | measured | holds |", "|---|---|---|"]
     for t in report["targets"]:
         value = "not measured" if t["value"] is None else f"{t['value']:.3f}"
         holds = "not measured" if t["holds"] is None else ("yes" if t["holds"] else "no")
@@ -361,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None, help="default: 256..8192 CPU, 512..32768 GPU")
     parser.add_argument("--only", nargs="+", default=None, help="only these case labels (softmax SDPA is always run)")
+    parser.add_argument("--cases", default="forms", choices=["forms", "defaults"],
+                        help="every variant in each of its forms, or once at its default form (labelled by name)")
+    parser.add_argument("--no-training", action="store_true", help="skip the training-step throughput")
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON and the table only")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=None, help="default 32 on CPU, 64 on a GPU")
@@ -394,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                 "heads": args.heads, "head_dim": args.head_dim or (64 if gpu else 32), "repeats": args.repeats,
                 "max_seconds": args.max_seconds, "threads": args.threads, "train_length": args.train_length,
                 "train_batch": args.train_batch, "train_width": args.train_width, "train_steps": args.train_steps}
-    all_cases = cases(args.device)
+    all_cases = cases(args.device, defaults=args.cases == "defaults")
     if args.only:
         unknown = sorted(set(args.only) - {c["label"] for c in all_cases})
         if unknown:
@@ -402,13 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         all_cases = [c for c in all_cases if c["label"] in args.only or c["label"] == BASELINE]
 
     kernels = [row for case in all_cases for row in _worker("kernel", case, settings)]
-    base = {r["length"]: r for r in kernels if r["label"] == BASELINE}
+    base = {r["length"]: r for r in kernels if r["variant"] == "softmax"}
     for row in kernels:
         ref = base.get(row.get("length"), {})
         row["seconds_ratio"] = _ratio(row.get("seconds"), ref.get("seconds"))
         row["peak_ratio"] = _ratio(row.get("peak_bytes"), ref.get("peak_bytes"))
     train_cases = [{"label": name, "variant": name, "form": None} for name in attention.names()
-                   if not args.only or name == "softmax" or any(c["variant"] == name for c in all_cases)]
+                   if not args.no_training and (not args.only or name == "softmax"
+                                                or any(c["variant"] == name for c in all_cases))]
     training = [row for case in train_cases for row in _worker("train", case, settings)]
     softmax_step = next((r.get("seconds_per_step") for r in training if r["variant"] == "softmax"), None)
     for row in training:
@@ -428,13 +473,17 @@ def main(argv: list[str] | None = None) -> int:
         report["matmul_peak_tflops"] = matmul_peak_tflops("cuda", torch.bfloat16)
         for row in kernels:
             row["tflops"] = attention_tflops(row, settings)
-    report["targets"] = targets(kernels, training, args.device, settings)
+    # the scaling targets are about forms and training; the speed table's verdict is the ledger's (R4)
+    report["targets"] = targets(kernels, training, args.device, settings) if args.cases == "forms" else []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(report, indent=1) + "\n")
     atomic_write_text(out.with_suffix(".md"), markdown(report))
-    plot(report, out.with_suffix(".png"))
-    print(f"wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}", file=sys.stderr)
+    written = [out, out.with_suffix(".md")]
+    if not args.no_plot:
+        plot(report, out.with_suffix(".png"))
+        written.append(out.with_suffix(".png"))
+    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
     return 0
 
 

@@ -116,24 +116,23 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
 
 @torch.no_grad()
 def decode_state_bytes(model: torch.nn.Module, length: int) -> int | None:
-    """Bytes of every attention layer's decoding cache after ``length`` tokens, from the real cache tensors.
+    """Bytes of every attention layer's decoding state after ``length`` tokens, from the real state tensors
+    (one forward pass with ``output_final_state``: the state decoding would carry).
 
-    A KV cache grows with the length; a linear-attention state does not. None
-    for models without a decoder-only stack (the encoder-decoder).
+    A key-value cache grows with the length; a linear-attention state does not.
+    None for models without a decoder-only stack (the encoder-decoder).
     """
     from experiments.attention.base import cache_bytes
     from experiments.model import Transformer
 
     if not isinstance(model, Transformer):
         return None
-    total = 0
     parameter = next(model.parameters())
     generator = torch.Generator(device=parameter.device).manual_seed(0)
+    total = 0
     for block in model.blocks:
-        cache = block.attn.init_cache(1, device=parameter.device, dtype=parameter.dtype)
-        for _ in range(length):
-            x = torch.randn(1, 1, model.config.d_model, generator=generator, device=parameter.device,
-                            dtype=parameter.dtype)
-            _, cache = block.attn.decode(x, cache)
-        total += cache_bytes(cache)
+        x = torch.randn(1, length, model.config.d_model, generator=generator, device=parameter.device,
+                        dtype=parameter.dtype)
+        _, state = block.attn(x, output_final_state=True)
+        total += cache_bytes(state)
     return total

@@ -1,10 +1,10 @@
 """Write the claims ledger: one row per claim id of PAPERS.md, with a verdict computed from the results.
 
     python -m paper_figs.make_ledger --profile quick --sweeps paper_figs/quick \\
-        --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.csv --out paper_figs/CLAIMS.md
+        --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.json --out paper_figs/CLAIMS.md
 
 Reads every ``<sweep>.csv`` in ``--sweeps``, every notebook verdict file in
-``--theory`` and the speed benchmark's CSV; the criteria live in
+``--theory`` and the speed benchmark's JSON report; the criteria live in
 ``paper_figs/claims.py``. The output depends only on those inputs (no
 timestamps), and is written atomically.
 """
@@ -34,8 +34,8 @@ def gather(sweeps: Path, theory: Path, speed: Path | None) -> Evidence:
             evidence.sweeps[path.stem] = read_csv(path)
     for path in sorted(theory.glob("*.json")):
         evidence.theory.extend(json.loads(path.read_text()))
-    if speed is not None and speed.exists():
-        evidence.speed = read_csv(speed)
+    if speed is not None and speed.exists():  # the benchmark's JSON report; rows that did not run are left out
+        evidence.speed = [row for row in json.loads(speed.read_text())["kernels"] if row.get("seconds_ratio")]
     return evidence
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--sweeps", type=Path, required=True, help="folder of the sweep CSVs")
     parser.add_argument("--theory", type=Path, required=True, help="folder of the notebooks' verdict files")
-    parser.add_argument("--speed", type=Path, default=None, help="the speed benchmark's CSV")
+    parser.add_argument("--speed", type=Path, default=None, help="the speed benchmark's JSON report")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     text = render(gather(args.sweeps, args.theory, args.speed), args.profile)

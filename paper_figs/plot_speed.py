@@ -1,16 +1,20 @@
 """Figure: forward+backward time of each variant relative to softmax, per length (R4).
 
-    python -m paper_figs.plot_speed speed.csv speed.png
+    python -m paper_figs.plot_speed speed.json speed.png
+
+Reads the kernel rows of the benchmark's JSON report (``experiments.bench_scaling``).
 """
 
+import json
 import sys
 
 import numpy as np
 
-from paper_figs._plot import color, load, plt, save
+from paper_figs._plot import color, plt, save
 
 
-def plot(rows, out):
+def plot(report, out):
+    rows = [r for r in report["kernels"] if r.get("seconds_ratio")]
     lengths = sorted({int(r["length"]) for r in rows})
     names = list(dict.fromkeys(r["label"] for r in rows))
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -25,15 +29,16 @@ def plot(rows, out):
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("time / softmax time")
     ax.legend(fontsize=7)
-    ax.set_title(f"forward+backward time relative to softmax ({rows[0]['device']})", fontsize=9)
+    ax.set_title(f"forward+backward time relative to softmax ({report['device']})", fontsize=9)
     save(fig, out)
 
 
 def main(argv):
     if len(argv) != 2:
-        print("usage: plot_speed.py speed.csv speed.png", file=sys.stderr)
+        print("usage: python -m paper_figs.plot_speed speed.json speed.png", file=sys.stderr)
         return 2
-    plot(load(argv[0]), argv[1])
+    with open(argv[0]) as handle:
+        plot(json.load(handle), argv[1])
     return 0
 
 

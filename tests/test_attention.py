@@ -183,19 +183,32 @@ def test_cross_attention_shapes(name):
     assert out.shape == (2, 2, 6, 4) and torch.isfinite(out).all()
 
 
+def decode(mod, x, pieces):
+    """Feed ``x`` through ``mod`` in pieces of the given lengths, carrying the state; outputs, states."""
+    state, outs, states = None, [], []
+    for start, end in zip(pieces, pieces[1:]):
+        out, state = mod(x[:, start:end], initial_state=state, output_final_state=True)
+        outs.append(out)
+        states.append(state)
+    return torch.cat(outs, dim=1), states
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_decoding_one_token_at_a_time_equals_the_full_forward(name):
     mod = module(name)
     x = torch.randn(2, 10, 16, dtype=torch.float64)
-    full = mod(x)
-    cache = mod.init_cache(2, dtype=torch.float64)
-    steps, sizes = [], []
-    for t in range(10):
-        out, cache = mod.decode(x[:, t:t + 1], cache)
-        steps.append(out)
-        sizes.append(cache_bytes(cache))
-    assert_close(torch.cat(steps, dim=1), full, f"{name} decode")
-    assert sizes[-1] > 0
+    full, final = mod(x, output_final_state=True)
+    assert_close(mod(x), full, f"{name}: asking for the state changes the output")
+    steps, states = decode(mod, x, list(range(11)))
+    assert_close(steps, full, f"{name} decode")
+    sizes = [cache_bytes(state) for state in states]
+    assert sizes[-1] > 0 and cache_bytes(final) == sizes[-1]
+    assert final.keys() == states[-1].keys()
+    for key, value in final.items():
+        if isinstance(value, torch.Tensor):
+            assert_close(states[-1][key], value, f"{name} final state {key}")
+        else:
+            assert states[-1][key] == value, f"{name} final state {key}"
     if isinstance(mod, LinearFamilyModule):
         assert len(set(sizes)) == 1, "a linear-attention state does not grow with length"
     else:
@@ -203,17 +216,35 @@ def test_decoding_one_token_at_a_time_equals_the_full_forward(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_prompt_in_pieces_equals_the_full_forward(name):
+    """Prefill 4 tokens, decode 1, then a piece of 5: the state carries everything before each piece."""
+    mod = module(name)
+    x = torch.randn(2, 10, 16, dtype=torch.float64)
+    pieces, _ = decode(mod, x, [0, 4, 5, 10])
+    assert_close(pieces, mod(x), f"{name} pieces")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_is_refused_where_it_means_nothing(name):
+    mod = module(name)
+    x = torch.randn(1, 3, 16, dtype=torch.float64)
+    with pytest.raises(ValueError, match="causal self-attention"):
+        mod(x, causal=False, output_final_state=True)
+    with pytest.raises(ValueError, match="causal self-attention"):
+        mod(x, torch.randn(1, 4, 16, dtype=torch.float64), output_final_state=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_cache_bytes_counts_the_real_tensors(name):
     mod = module(name, d_model=16, num_heads=2)
-    cache = mod.init_cache(3, dtype=torch.float64)
-    _, cache = mod.decode(torch.randn(3, 1, 16, dtype=torch.float64), cache)
+    _, state = mod(torch.randn(3, 1, 16, dtype=torch.float64), output_final_state=True)
     batch, heads, head_dim, fp64 = 3, 2, 8, 8
     if isinstance(mod, LinearFamilyModule):  # S (F x Dh) and z (F) per head, plus sum v for InLine
-        per_head = mod.feature_dim * head_dim + mod.feature_dim + (head_dim if mod.needs_value_sums else 0)
+        per_head = mod.feature_dim * head_dim + mod.feature_dim + (head_dim if mod.value_sums else 0)
         expected = batch * heads * per_head * fp64
     else:  # one key and one value per head after one token
         expected = 2 * batch * heads * head_dim * fp64
-    assert cache_bytes(cache) == expected
+    assert cache_bytes(state) == expected
 
 
 @pytest.mark.parametrize("name", NAMES)

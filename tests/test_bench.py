@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from experiments import attention, bench_attention
+from experiments import attention
 from experiments import bench_scaling as bench
 from paper_figs import make_ledger
 from paper_figs.claims import CLAIMS
@@ -81,17 +81,20 @@ def test_bad_benchmark_arguments_name_the_choices(capsys):
     assert exit_info.value.code == 2 and "valid cases are" in capsys.readouterr().err
 
 
-def test_the_speed_table_uses_the_scaling_benchmarks_cases_and_row_fields_and_feeds_the_ledger(tmp_path):
-    assert {c["variant"] for c in bench_attention.cases()} == set(attention.names())
-    assert {"label": "linear (chunked)", "variant": "linear", "form": "chunked"} in bench_attention.cases()
-    csv_path = tmp_path / "speed.csv"
-    assert bench_attention.main(["--out", str(tmp_path / "speed.md"), "--csv", str(csv_path), "--lengths", "16",
-                                 "--repeats", "1", "--warmup", "0", "--variants", "rela_g", "sparsemax",
-                                 "entmax15"]) == 0
-    rows = make_ledger.read_csv(csv_path)
-    assert [r["label"] for r in rows] == ["entmax15", "rela_g", "softmax", "sparsemax"]
-    assert set(rows[0]) == {"label", "variant", "form", "length", "seconds", "seconds_ratio", "device"}
-    assert float(next(r for r in rows if r["label"] == "softmax")["seconds_ratio"]) == 1.0
+def test_the_speed_table_is_the_same_benchmark_at_default_forms_and_feeds_the_figure_and_the_ledger(tmp_path):
+    defaults = bench.cases("cpu", defaults=True)
+    assert [c["variant"] for c in defaults] == attention.names() and all(c["form"] is None for c in defaults)
+    out = tmp_path / "speed.json"
+    assert bench.main(["--out", str(out), "--cases", "defaults", "--no-training", "--no-plot", "--lengths", "16",
+                       "--repeats", "1", "--only", "rela_g", "sparsemax", "entmax15"]) == 0
+    report = json.loads(out.read_text())
+    assert sorted(r["label"] for r in report["kernels"]) == sorted([bench.BASELINE, "entmax15", "rela_g", "sparsemax"])
+    assert report["training"] == [] and report["targets"] == [] and not out.with_suffix(".png").exists()
+    assert next(r for r in report["kernels"] if r["variant"] == "softmax")["seconds_ratio"] == 1.0
+    from paper_figs import plot_speed
+    assert plot_speed.main([str(out), str(tmp_path / "speed.png")]) == 0
+    assert (tmp_path / "speed.png").stat().st_size > 10_000
     r4 = next(c for c in CLAIMS if c.id == "R4")
-    ours, verdict = r4.verdict(make_ledger.gather(tmp_path / "none", tmp_path / "none", csv_path))
+    ours, verdict = r4.verdict(make_ledger.gather(tmp_path / "none", tmp_path / "none", out))
     assert verdict in ("reproduced", "partly", "not reproduced") and "rela_g" in ours
+

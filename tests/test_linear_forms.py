@@ -39,16 +39,39 @@ def test_chunked_and_recurrent_equal_parallel_outputs_and_gradients(name, featur
 
 @pytest.mark.parametrize("feature_map", MAPS)
 @pytest.mark.parametrize("name", LINEAR_FAMILY)
-def test_decoding_equals_full_forward_for_every_feature_map(name, feature_map):
-    torch.manual_seed(0)
-    mod = attention.build_module(attention.make_config(name, feature_map=feature_map), d_model=8, num_heads=2).double()
-    x = torch.randn(2, 7, 8, dtype=torch.float64)
-    cache = mod.init_cache(2, dtype=torch.float64)
-    outs = []
-    for t in range(7):
-        out, cache = mod.decode(x[:, t:t + 1], cache)
-        outs.append(out)
-    assert_close(torch.cat(outs, dim=1), mod(x), f"{name}/{feature_map}")
+def test_forms_carry_the_same_state_outputs_final_states_and_gradients(name, feature_map):
+    """fla's contract: from a state of 6 earlier tokens, every form gives the recurrence's outputs, final
+    state and gradients (through q, k, v and the initial state), and 6 + 7 tokens in two calls equal 13
+    in one."""
+    variant = attention.get(name)
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, 2, 13, 4)
+    q, k, v = (torch.randn(*shape, generator=generator, dtype=torch.float64) for _ in range(3))
+    options = dict(causal=True, feature_map=feature_map, chunk_size=5)
+    _, before = variant.attend(q[:, :, :6], k[:, :, :6], v[:, :, :6], output_final_state=True, **options)
+    whole, whole_state = variant.attend(q, k, v, output_final_state=True, **options)
+    tensors = {key: value.detach().requires_grad_() for key, value in before.items() if key != "t"}
+    rest = [t[:, :, 6:].clone().requires_grad_() for t in (q, k, v)]
+    results = {}
+    for form in _linear.FORMS:
+        out, final = variant.attend(*rest, initial_state={**tensors, "t": before["t"]}, output_final_state=True,
+                                    form=form, **options)
+        final_tensors = [final[key] for key in tensors]
+        loss = (out * torch.cos(out)).sum() + sum((f * torch.sin(f)).sum() for f in final_tensors)
+        grads = torch.autograd.grad(loss, [*rest, *tensors.values()])
+        results[form] = out, final, grads
+    reference_out, reference_final, reference_grads = results["recurrent"]
+    assert reference_final["t"] == 13 == whole_state["t"]
+    assert_close(reference_out, whole[:, :, 6:], f"{name}/{feature_map}: two calls against one")
+    for key in tensors:
+        assert_close(reference_final[key], whole_state[key], f"{name}/{feature_map}: final {key}, two calls")
+    for form in ("parallel", "chunked"):
+        out, final, grads = results[form]
+        assert_close(out, reference_out, f"{name}/{feature_map} {form} output")
+        for key in tensors:
+            assert_close(final[key], reference_final[key], f"{name}/{feature_map} {form} final {key}")
+        for label, g, ref in zip(["q", "k", "v", *tensors], grads, reference_grads):
+            assert_close(g, ref, f"{name}/{feature_map} {form} d{label}")
 
 
 @pytest.mark.parametrize("feature_map,expected", [

@@ -16,7 +16,12 @@ forms give the same ``(num, den)``:
   chunk kernel (``chunk_linear_attn``, unnormalised, scale 1) and ``den``
   from a cumulative sum of ``phi(k)``; elsewhere the PyTorch blocks run.
 - ``recurrent``: one token at a time through :func:`step`, carrying only
-  ``(S, z)``: the O(1)-state view (Schlag et al. 2021, arXiv 2102.11174).
+  ``(S, z)``: the O(1)-state view (Schlag et al. 2021, arXiv 2102.11174),
+  and the literal reference the other forms' final states are tested against.
+
+Every form takes the state of earlier tokens and can return the state after
+its last token (:func:`run`, fla's ``initial_state`` / ``output_final_state``),
+so decoding is the training code applied to one token at a time.
 
 Non-causal attention uses the associative form ``phi(Q) (phi(K)^T V)`` in
 every form (there is no order to respect). A causal block of ``Tq < Tk``
@@ -28,10 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 import torch
 
-from experiments.attention.base import AttentionModule, positions
+from experiments.attention.base import AttentionModule, check_qkv, positions
 from experiments.attention.base import scores as base_scores
 from experiments.attention._features import FEATURE_MAPS, FeatureMap
 from experiments.config import check_choices, param, require
@@ -81,9 +87,10 @@ def resolve(config_cls: type, q: torch.Tensor, features: FeatureMap | None, para
     return config, features if features is not None else build_features(config, q.shape[-1])
 
 
-def featurize(features: FeatureMap, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def featurize(features: FeatureMap, q: torch.Tensor, k: torch.Tensor, offset: int = 0):
+    """``phi(q), phi(k)`` at the tokens' absolute positions; ``offset`` tokens came before (a carried state)."""
     q_pos, k_pos = positions(q.shape[-2], k.shape[-2], q.device)
-    return features(q, q_pos), features(k, k_pos)
+    return features(q, q_pos + offset), features(k, k_pos + offset)
 
 
 def empty_state(fq: torch.Tensor, v: torch.Tensor) -> State:
@@ -113,9 +120,14 @@ def step(state: State, fq_t: torch.Tensor, fk_t: torch.Tensor, v_t: torch.Tensor
     return (num, den), (memory, normaliser)
 
 
-def _parallel(fq, fk, v, state):
+def _parallel(fq, fk, v, state, final_state):
     scores = masked_scores(fq, fk, causal=True)  # (B, H, Tq, Tk)
-    return scores @ v, scores.sum(dim=-1, keepdim=True)
+    num, den = scores @ v, scores.sum(dim=-1, keepdim=True)
+    if state is not None:  # a carried state: every query also sees what came before
+        before_num, before_den = read(state, fq)
+        num, den = num + before_num, den + before_den
+    final = absorb(state if state is not None else empty_state(fq, v), fk, v) if final_state else None
+    return num, den, final
 
 
 def _chunked(fq, fk, v, state, chunk_size):
@@ -127,7 +139,7 @@ def _chunked(fq, fk, v, state, chunk_size):
         nums.append(num + inner @ v_c)
         dens.append(den + inner.sum(dim=-1, keepdim=True))
         state = absorb(state, k_c, v_c)
-    return torch.cat(nums, dim=-2), torch.cat(dens, dim=-2)
+    return torch.cat(nums, dim=-2), torch.cat(dens, dim=-2), state
 
 
 def fla_chunk_available(fq: torch.Tensor) -> bool:
@@ -152,34 +164,39 @@ def _fla_chunked(fq, fk, v):
 
 
 def _recurrent(fq, fk, v, state):
+    """The literal recurrence, token by token: the readable reference of the other forms' final state."""
     nums, dens = [], []
     for fq_t, fk_t, v_t in zip(fq.unbind(dim=2), fk.unbind(dim=2), v.unbind(dim=2)):  # one backward, not T
         (num, den), state = step(state, fq_t, fk_t, v_t)
         nums.append(num)
         dens.append(den)
-    return torch.stack(nums, dim=-2), torch.stack(dens, dim=-2)
+    return torch.stack(nums, dim=-2), torch.stack(dens, dim=-2), state
 
 
-def terms(fq, fk, v, *, causal: bool, form: str = "parallel", chunk_size: int = 64):
-    """``(num, den)``: ``(B, H, Tq, Dv)`` and ``(B, H, Tq, 1)``."""
-    state = empty_state(fq, v)
+def terms(fq, fk, v, *, causal: bool, form: str = "parallel", chunk_size: int = 64,
+          state: State | None = None, final_state: bool = False):
+    """``(num, den, final)``: ``(B, H, Tq, Dv)``, ``(B, H, Tq, 1)`` and the state after every key
+    (None unless ``final_state``). ``state`` (None: empty) holds the keys that came before ``fk``."""
     if not causal:
-        return read(absorb(state, fk, v), fq)
+        if state is not None or final_state:
+            raise ValueError("a state is carried by causal attention only")
+        num, den = read(absorb(empty_state(fq, v), fk, v), fq)
+        return num, den, None
     tq, tk = fq.shape[-2], fk.shape[-2]
     if tq > tk:
         raise ValueError(f"causal attention needs at most as many queries ({tq}) as keys ({tk})")
     if form == "parallel":
-        return _parallel(fq, fk, v, state)
+        return _parallel(fq, fk, v, state, final_state)
+    if form not in FORMS:
+        raise ValueError(f"unknown form {form!r}; valid forms are {list(FORMS)}")
     prefix = tk - tq
-    state = absorb(state, fk[:, :, :prefix], v[:, :, :prefix])
+    if form == "chunked" and state is None and prefix == 0 and fla_chunk_available(fq):
+        num, den = _fla_chunked(fq, fk, v)
+        return num, den, absorb(empty_state(fq, v), fk, v) if final_state else None
+    state = absorb(state if state is not None else empty_state(fq, v), fk[:, :, :prefix], v[:, :, :prefix])
     fk, v = fk[:, :, prefix:], v[:, :, prefix:]
-    if form == "chunked":
-        if prefix == 0 and fla_chunk_available(fq):
-            return _fla_chunked(fq, fk, v)
-        return _chunked(fq, fk, v, state, chunk_size)
-    if form == "recurrent":
-        return _recurrent(fq, fk, v, state)
-    raise ValueError(f"unknown form {form!r}; valid forms are {list(FORMS)}")
+    run = _chunked(fq, fk, v, state, chunk_size) if form == "chunked" else _recurrent(fq, fk, v, state)
+    return run if final_state else (*run[:2], None)
 
 
 def masked_scores(fq, fk, *, causal: bool) -> torch.Tensor:
@@ -187,50 +204,58 @@ def masked_scores(fq, fk, *, causal: bool) -> torch.Tensor:
     return base_scores(fq, fk, causal=causal, scale=1.0, masked=0.0)
 
 
-class LinearFamilyModule(AttentionModule):
-    """Owns the feature map; decodes with the constant-size state ``(S, z)``.
+Combine = Callable[..., torch.Tensor]  # (config, num, den, v_sum, count) -> (B, H, Tq, Dv)
 
-    Subclasses implement :meth:`combine` (``(num, den, v_sum, count) -> out``)
-    and :meth:`head_weights`.
+
+def run(config: LinearFamilyConfig, features: FeatureMap, q, k, v, *, causal: bool, combine: Combine,
+        value_sums: bool = False, initial_state: dict | None = None, output_final_state: bool = False):
+    """A family member's forward pass with fla's state contract: the output, and with ``output_final_state``
+    also the state after the last token, ``{"S", "z", "t"}`` (plus ``"v_sum"`` when ``value_sums``).
+
+    ``initial_state`` is such a state from an earlier call: the keys it holds
+    come before ``k``, so decoding one token at a time (or a prompt in pieces)
+    is this same function. ``combine`` turns ``(num, den)`` into the output;
+    ``value_sums`` also passes it ``sum_j v_j`` and the count of keys seen.
+    """
+    check_qkv(q, k, v)
+    start = 0 if initial_state is None else initial_state["t"]
+    fq, fk = featurize(features, q, k, offset=start)
+    state = None if initial_state is None else (initial_state["S"], initial_state["z"])
+    options = dict(causal=causal, form=config.form, chunk_size=config.chunk_size, final_state=output_final_state)
+    num, den, final = terms(fq, fk, v, state=state, **options)
+    v_sum = count = sums = None
+    if value_sums:  # sum_j v_j and n_i are the same sums with phi = 1
+        ones_q, ones_k = fq.new_ones(*fq.shape[:-1], 1), fk.new_ones(*fk.shape[:-1], 1)
+        before = None if initial_state is None else (initial_state["v_sum"].unsqueeze(-2),
+                                                     fq.new_full((*fq.shape[:2], 1), float(start)))
+        v_sum, count, sums = terms(ones_q, ones_k, v, state=before, **options)
+    out = combine(config, num, den, v_sum, count)
+    if not output_final_state:
+        return out
+    final_state = {"S": final[0], "z": final[1], "t": start + k.shape[-2]}
+    if value_sums:
+        final_state["v_sum"] = sums[0].squeeze(-2)  # (B, H, Dv)
+    return out, final_state
+
+
+class LinearFamilyModule(AttentionModule):
+    """Owns the feature map; carries the constant-size state ``{"S", "z", "t"}`` between calls.
+
+    Subclasses set :attr:`combine` (the variant's ``(config, num, den, v_sum,
+    count) -> out``) and implement :meth:`head_weights`.
     """
 
-    needs_value_sums = False  # InLine also needs sum_j v_j and the visible count
+    value_sums = False  # InLine also needs sum_j v_j and the visible count
+    combine: Combine
 
     def __init__(self, config, *, d_model: int, num_heads: int):
         super().__init__(config, d_model=d_model, num_heads=num_heads)
         self.features = build_features(config, self.head_dim)
         self.feature_dim = self.features.dim
 
-    def combine(self, num, den, v_sum, count):
-        raise NotImplementedError
+    def mix_state(self, q, k, v, *, causal, initial_state=None, output_final_state=False):
+        return run(self.config, self.features, q, k, v, causal=causal, combine=self.combine,
+                   value_sums=self.value_sums, initial_state=initial_state, output_final_state=output_final_state)
 
     def mix(self, q, k, v, *, causal):
-        fq, fk = featurize(self.features, q, k)
-        num, den = terms(fq, fk, v, causal=causal, form=self.config.form, chunk_size=self.config.chunk_size)
-        v_sum = count = None
-        if self.needs_value_sums:
-            ones_q, ones_k = fq.new_ones(*fq.shape[:-1], 1), fk.new_ones(*fk.shape[:-1], 1)
-            v_sum, count = terms(ones_q, ones_k, v, causal=causal, form=self.config.form,
-                                 chunk_size=self.config.chunk_size)
-        return self.combine(num, den, v_sum, count)
-
-    def init_cache(self, batch: int, *, device=None, dtype=None):
-        memory = torch.zeros(batch, self.num_heads, self.feature_dim, self.head_dim, device=device, dtype=dtype)
-        normaliser = torch.zeros(batch, self.num_heads, self.feature_dim, device=device, dtype=dtype)
-        cache = {"S": memory, "z": normaliser, "t": 0}
-        if self.needs_value_sums:
-            cache["v_sum"] = torch.zeros(batch, self.num_heads, self.head_dim, device=device, dtype=dtype)
-        return cache
-
-    def decode(self, x_t, cache):
-        q, k, v = self.project(x_t)  # (B, H, 1, Dh)
-        position = torch.tensor([cache["t"]], device=x_t.device)
-        fq, fk = self.features(q, position)[:, :, 0], self.features(k, position)[:, :, 0]
-        (num, den), (memory, normaliser) = step((cache["S"], cache["z"]), fq, fk, v[:, :, 0])
-        new = {"S": memory, "z": normaliser, "t": cache["t"] + 1}
-        v_sum = count = None
-        if self.needs_value_sums:
-            new["v_sum"] = cache["v_sum"] + v[:, :, 0]
-            v_sum, count = new["v_sum"].unsqueeze(-2), torch.full_like(den, float(new["t"])).unsqueeze(-2)
-        out = self.combine(num.unsqueeze(-2), den.unsqueeze(-2), v_sum, count)  # (B, H, 1, Dh)
-        return self._merge(out), new
+        return self.mix_state(q, k, v, causal=causal)

@@ -173,24 +173,33 @@ class AttentionModule(nn.Module):
         z = z.transpose(1, 2).reshape(batch, time, self.d_model)  # (B, T, C)
         return self.out_proj(self.post(z))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True,
+                initial_state: dict[str, Any] | None = None, output_final_state: bool = False):
+        """``(B, T, C)`` outputs for ``x``; with ``output_final_state`` also the state after its last token.
+
+        The state contract is fla's: ``initial_state`` is the state an earlier
+        call returned, holding the tokens that came before ``x``. Decoding is
+        this same forward pass, one token (or one piece of a prompt) at a time.
+        States belong to causal self-attention.
+        """
         q, k, v = self.project(x, context)
-        return self._merge(self.mix(q, k, v, causal=causal))  # mix: (B, H, T, Dh)
+        if initial_state is None and not output_final_state:
+            return self._merge(self.mix(q, k, v, causal=causal))  # mix: (B, H, T, Dh)
+        if not causal or context is not None:
+            raise ValueError("a state is carried by causal self-attention only")
+        z, state = self.mix_state(q, k, v, causal=True, initial_state=initial_state, output_final_state=True)
+        return (self._merge(z), state) if output_final_state else self._merge(z)
 
-    # Incremental decoding. The default cache keeps every key and value seen
-    # (a KV cache) and runs ``mix`` with one query against all of them, which
-    # the end-aligned causal mask makes the same as row t of the full forward.
-    # Variants with a constant-size state override both methods.
-
-    def init_cache(self, batch: int, *, device=None, dtype=None) -> dict[str, Any]:
-        shape = (batch, self.num_heads, 0, self.head_dim)
-        return {"k": torch.zeros(shape, device=device, dtype=dtype), "v": torch.zeros(shape, device=device, dtype=dtype)}
-
-    def decode(self, x_t: torch.Tensor, cache: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
-        """One new token ``x_t`` of shape ``(B, 1, C)``; returns its output and the grown cache."""
-        q, k, v = self.project(x_t)  # (B, H, 1, Dh) each
-        cache = {"k": torch.cat([cache["k"], k], dim=2), "v": torch.cat([cache["v"], v], dim=2)}
-        return self._merge(self.mix(q, cache["k"], cache["v"], causal=True)), cache
+    def mix_state(self, q, k, v, *, causal: bool, initial_state: dict[str, Any] | None = None,
+                  output_final_state: bool = False):
+        """:meth:`mix` after the keys and values of ``initial_state``; the default state is a key-value cache
+        ``{"k", "v"}`` of every token seen, which the end-aligned causal mask makes exact. Variants with a
+        constant-size state override this."""
+        if initial_state is not None:
+            k = torch.cat([initial_state["k"], k], dim=2)  # (B, H, T0 + T, Dh)
+            v = torch.cat([initial_state["v"], v], dim=2)
+        z = self.mix(q, k, v, causal=causal)
+        return (z, {"k": k, "v": v}) if output_final_state else z
 
     def weights(self, x: torch.Tensor, context: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
         """The ``(B, H, Tq, Tk)`` attention matrix this module applies to ``x``."""

@@ -22,7 +22,7 @@ from experiments.attention import register
 from experiments.attention._features import FEATURE_MAPS
 from experiments.attention.base import Variant, causal_mask, check_qkv, visible_counts
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
-                                           masked_scores, resolve, terms)
+                                           masked_scores, resolve, run)
 from experiments.config import param
 
 
@@ -46,25 +46,19 @@ def reference(q, k, v, *, causal: bool, features=None, **params):
     return weights(q, k, causal=causal, features=features, **params) @ v
 
 
-def combine(num, den, v_sum, count):
+def combine(config, num, den, v_sum, count):
     return num + (v_sum - den * v_sum) / count
 
 
-def attend(q, k, v, *, causal: bool, features=None, **params):
-    check_qkv(q, k, v)
+def attend(q, k, v, *, causal: bool, features=None, initial_state=None, output_final_state=False, **params):
     config, features = resolve(InLineConfig, q, features, params)
-    fq, fk = featurize(features, q, k)
-    num, den = terms(fq, fk, v, causal=causal, form=config.form, chunk_size=config.chunk_size)
-    ones_q, ones_k = fq.new_ones(*fq.shape[:-1], 1), fk.new_ones(*fk.shape[:-1], 1)
-    v_sum, count = terms(ones_q, ones_k, v, causal=causal, form=config.form, chunk_size=config.chunk_size)
-    return combine(num, den, v_sum, count)
+    return run(config, features, q, k, v, causal=causal, combine=combine, value_sums=True,
+               initial_state=initial_state, output_final_state=output_final_state)
 
 
 class InLineAttention(LinearFamilyModule):
-    needs_value_sums = True
-
-    def combine(self, num, den, v_sum, count):
-        return combine(num, den, v_sum, count)
+    combine = staticmethod(combine)
+    value_sums = True
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))

@@ -5,7 +5,7 @@ and ``z_i = sum_j phi(k_j)`` over the keys query ``i`` sees. No logit scale is
 applied (as in the paper). The feature map is a parameter (elu+1 by default;
 relu, squared relu, Taylor-2, cosFormer, Performer, DPFP: see ``_features``)
 and sets the state size. The parallel, chunked and recurrent forms of
-``_linear`` compute the same function; decoding carries the O(1) state.
+``_linear`` compute the same function and carry the O(1) state between calls.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import dataclasses
 from experiments.attention import register
 from experiments.attention.base import Variant, check_qkv
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
-                                           masked_scores, resolve, terms)
+                                           masked_scores, resolve, run)
 from experiments.config import param, require
 
 
@@ -39,16 +39,18 @@ def reference(q, k, v, *, causal: bool, features=None, **params):
     return weights(q, k, causal=causal, features=features, **params) @ v
 
 
-def attend(q, k, v, *, causal: bool, features=None, **params):
-    check_qkv(q, k, v)
-    config, features = resolve(LinearConfig, q, features, params)
-    num, den = terms(*featurize(features, q, k), v, causal=causal, form=config.form, chunk_size=config.chunk_size)
+def combine(config, num, den, v_sum, count):
     return num / (den + config.eps)
 
 
+def attend(q, k, v, *, causal: bool, features=None, initial_state=None, output_final_state=False, **params):
+    config, features = resolve(LinearConfig, q, features, params)
+    return run(config, features, q, k, v, causal=causal, combine=combine, initial_state=initial_state,
+               output_final_state=output_final_state)
+
+
 class LinearAttention(LinearFamilyModule):
-    def combine(self, num, den, v_sum, count):
-        return num / (den + self.config.eps)
+    combine = staticmethod(combine)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))

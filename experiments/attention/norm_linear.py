@@ -20,7 +20,7 @@ from torch import nn
 from experiments.attention import register
 from experiments.attention.base import Variant, check_qkv
 from experiments.attention._linear import (LinearFamilyConfig, LinearFamilyModule, featurize,
-                                           masked_scores, resolve, terms)
+                                           masked_scores, resolve, run)
 from experiments.config import param, require
 
 
@@ -44,21 +44,23 @@ def reference(q, k, v, *, causal: bool, features=None, **params):
     return weights(q, k, causal=causal, features=features, **params) @ v
 
 
-def attend(q, k, v, *, causal: bool, features=None, **params):
-    """The per-head numerator; the module's RMSNorm over heads completes the variant."""
-    check_qkv(q, k, v)
-    config, features = resolve(NormLinearConfig, q, features, params)
-    num, _ = terms(*featurize(features, q, k), v, causal=causal, form=config.form, chunk_size=config.chunk_size)
+def combine(config, num, den, v_sum, count):
     return num
 
 
+def attend(q, k, v, *, causal: bool, features=None, initial_state=None, output_final_state=False, **params):
+    """The per-head numerator; the module's RMSNorm over heads completes the variant."""
+    config, features = resolve(NormLinearConfig, q, features, params)
+    return run(config, features, q, k, v, causal=causal, combine=combine, initial_state=initial_state,
+               output_final_state=output_final_state)
+
+
 class NormLinearAttention(LinearFamilyModule):
+    combine = staticmethod(combine)
+
     def __init__(self, config, *, d_model, num_heads):
         super().__init__(config, d_model=d_model, num_heads=num_heads)
         self.norm = nn.RMSNorm(d_model, eps=config.norm_eps)
-
-    def combine(self, num, den, v_sum, count):
-        return num
 
     def post(self, z: torch.Tensor) -> torch.Tensor:
         return self.norm(z)
