@@ -35,7 +35,7 @@ endif
 STAMP := .make/installed-$(subst /,_,$(PY))
 SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
 FIG_DIR := paper_figs/$(PROFILE)
-SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length
+SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length length_gen
 FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
 LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
 BENCH_ARGS := --batch 2 $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1,--lengths 128 512 --repeats 3)

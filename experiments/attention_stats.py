@@ -15,6 +15,9 @@ averaged over batch and queries, so they plot directly:
   ``Ent(mean_h p_h) - mean_h Ent(p_h)`` per query (ReLA's R5).
 - :func:`top_mass`: share of a row's mass held by its top ``p`` fraction of
   entries (ReLUFormer's S6).
+- :func:`first_mass`: share of a row's mass on the first key, over the rows
+  that see more than one key (the "attention sink" of trained softmax heads,
+  Xiao et al. 2023, arXiv 2309.17453; B3).
 
 Rows are normalised by their sum before entropies are taken; all-zero rows
 have no distribution and are left out of the entropy and diversity averages
@@ -93,12 +96,23 @@ def top_mass(weights: torch.Tensor, *, causal: bool, fraction: float = 0.002) ->
     return (share * alive).sum(dim=(0, 2)) / alive.sum(dim=(0, 2)).clamp_min(1)
 
 
+def first_mass(weights: torch.Tensor, *, causal: bool) -> torch.Tensor:
+    """Share of each row's mass on key 0, averaged over rows with mass that see at least two keys."""
+    mask = visible_mask(weights, causal=causal)
+    mass = weights.abs().double().masked_fill(~mask, 0.0)
+    total = mass.sum(dim=-1)  # (B, H, Tq)
+    counted = (total > 0) & (mask.sum(dim=-1) >= 2)  # a query that sees one key has nothing else to weigh
+    share = mass[..., 0] / torch.where(counted, total, torch.ones_like(total))
+    return (share * counted).sum(dim=(0, 2)) / counted.sum(dim=(0, 2)).clamp_min(1)
+
+
 STATISTICS = {
     "sparsity": sparsity_rate,
     "null_rate": null_rate,
     "entropy": row_entropy,
     "head_diversity": head_diversity,
     "top_mass": top_mass,
+    "first_mass": first_mass,
 }
 
 

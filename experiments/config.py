@@ -24,12 +24,31 @@ class ConfigError(ValueError):
     """A configuration that cannot be built; the message names the constraint."""
 
 
-def param(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A dataclass field with its help text (and valid choices) attached."""
-    metadata = {"help": help}
+def param(default: Any, help: str, choices: tuple | None = None, *, added: bool = False) -> Any:
+    """A dataclass field with its help text (and valid choices) attached.
+
+    ``added`` marks a field added after results were cached: :func:`to_dict`
+    leaves it out while it holds its default, so every earlier config keeps its
+    dict and its cache key (a result key that changed would orphan its result).
+    """
+    metadata: dict[str, Any] = {"help": help}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if added:
+        metadata["added"] = True
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A flat config's fields as a dict (what results store and keys hash); ``added`` fields at their
+    default are left out (see :func:`param`), and tuples become lists, as JSON reads them back."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("added") and value == f.default:
+            continue
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def require(condition: bool, message: str) -> None:

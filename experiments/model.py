@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from experiments import attention
-from experiments.config import ConfigError, check_choices, check_values, param, require
+from experiments.config import ConfigError, check_choices, check_values, param, require, to_dict
 
 _ACTIVATIONS = {
     "gelu": torch.nn.functional.gelu,
@@ -29,6 +29,7 @@ _ACTIVATIONS = {
 }
 MLP_ACTIVATIONS = tuple(_ACTIVATIONS)
 TOKEN_MIXINGS = ("none", "shift", "conv")
+POSITIONS = ("learned", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,9 @@ class ModelConfig:
                               "or conv (a causal depthwise convolution of width conv_width); see TokenMixing",
                               choices=TOKEN_MIXINGS)
     conv_width: int = param(4, "taps of the conv token mixing (the token itself and conv_width - 1 before it)")
+    positions: str = param("learned", "position information: learned absolute embeddings (up to the task's "
+                           "length), or none (NoPE: order only through the causal mask, the token mixing and "
+                           "the variant itself; any length)", choices=POSITIONS, added=True)
     attention: Any = dataclasses.field(
         default_factory=lambda: attention.make_config("softmax"),
         metadata={"help": "frozen config of a registered attention variant"},
@@ -63,7 +67,7 @@ class ModelConfig:
         attention.name_of(self.attention)  # raises ConfigError for a non-attention config
 
     def to_dict(self) -> dict[str, Any]:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields = {name: value for name, value in to_dict(self).items() if name != "attention"}
         fields["attention"] = attention.config_to_dict(self.attention)
         return fields
 
@@ -181,13 +185,30 @@ def _sum_aux_losses(blocks) -> dict[str, torch.Tensor]:
     return total
 
 
+def _positions(config: ModelConfig, max_len: int) -> nn.Embedding | None:
+    return nn.Embedding(max_len, config.d_model) if config.positions == "learned" else None
+
+
+def _embed(model: nn.Module, idx: torch.Tensor, positions: nn.Embedding | None,
+           mixing: TokenMixing | None) -> torch.Tensor:
+    """Token embeddings ``(B, T, C)``, plus the token mixing and the learned positions where the model has them."""
+    tokens = model.tokens(idx)  # (B, T, C)
+    if mixing is not None:
+        tokens = tokens + mixing(tokens)
+    if positions is None:
+        return tokens
+    if idx.shape[1] > model.max_len:
+        raise ValueError(f"sequence of {idx.shape[1]} tokens exceeds the model's max_len={model.max_len}")
+    return tokens + positions(torch.arange(idx.shape[1], device=idx.device))
+
+
 class Transformer(nn.Module):
     def __init__(self, config: ModelConfig, *, vocab_size: int, max_len: int):
         super().__init__()
         self.config = config
         self.max_len = max_len
         self.tokens = nn.Embedding(vocab_size, config.d_model)
-        self.positions = nn.Embedding(max_len, config.d_model)
+        self.positions = _positions(config, max_len)
         self.mixing = _mixing(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
@@ -209,14 +230,7 @@ class Transformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        time = idx.shape[1]
-        if time > self.max_len:
-            raise ValueError(f"sequence of {time} tokens exceeds the model's max_len={self.max_len}")
-        positions = torch.arange(time, device=idx.device)
-        tokens = self.tokens(idx)  # (B, T, C)
-        if self.mixing is not None:
-            tokens = tokens + self.mixing(tokens)
-        return tokens + self.positions(positions)  # (B, T, C)
+        return _embed(self, idx, self.positions, self.mixing)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, vocab)`` for token ids ``(B, T)``."""
@@ -262,8 +276,8 @@ class EncoderDecoder(nn.Module):
         self.config = config
         self.max_len = max_len
         self.tokens = nn.Embedding(vocab_size, config.d_model)
-        self.source_positions = nn.Embedding(max_len, config.d_model)
-        self.target_positions = nn.Embedding(max_len, config.d_model)
+        self.source_positions = _positions(config, max_len)
+        self.target_positions = _positions(config, max_len)
         self.source_mixing, self.target_mixing = _mixing(config), _mixing(config)  # each stream its own
         self.encoder = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.encoder_norm = nn.LayerNorm(config.d_model)
@@ -273,16 +287,8 @@ class EncoderDecoder(nn.Module):
         self.head = nn.Linear(config.d_model, vocab_size, bias=False)
         self.apply(Transformer._init)
 
-    def _embed(self, idx: torch.Tensor, positions: nn.Embedding, mixing: TokenMixing | None) -> torch.Tensor:
-        if idx.shape[1] > self.max_len:
-            raise ValueError(f"sequence of {idx.shape[1]} tokens exceeds the model's max_len={self.max_len}")
-        tokens = self.tokens(idx)  # (B, T, C)
-        if mixing is not None:
-            tokens = tokens + mixing(tokens)
-        return tokens + positions(torch.arange(idx.shape[1], device=idx.device))
-
     def encode(self, source: torch.Tensor) -> torch.Tensor:
-        x = self._embed(source, self.source_positions, self.source_mixing)
+        x = _embed(self, source, self.source_positions, self.source_mixing)
         for block in self.encoder:
             x = block(x, causal=False)
         return self.encoder_norm(x)  # (B, S, C)
@@ -290,7 +296,7 @@ class EncoderDecoder(nn.Module):
     def forward(self, source: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, vocab)`` for decoder inputs ``(B, T)`` given the source ``(B, S)``."""
         memory = self.encode(source)
-        x = self._embed(inputs, self.target_positions, self.target_mixing)
+        x = _embed(self, inputs, self.target_positions, self.target_mixing)
         for block in self.decoder:
             x = block(x, memory)
         return self.head(self.final_norm(x))
@@ -305,7 +311,7 @@ class EncoderDecoder(nn.Module):
     def attention_maps(self, batch: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], bool]:
         """Per decoder layer, the ``(B, H, T, S)`` cross-attention matrix (not causal: it sees the whole source)."""
         memory = self.encode(batch[0])
-        x = self._embed(batch[1], self.target_positions, self.target_mixing)
+        x = _embed(self, batch[1], self.target_positions, self.target_mixing)
         maps = []
         for block in self.decoder:
             maps.append(block.maps(x, memory))

@@ -23,13 +23,12 @@ checked. This is the one place that does it; each package holds one
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
-from experiments.config import ConfigError, from_dict
+from experiments.config import ConfigError, from_dict, to_dict
 
 E = TypeVar("E")  # an entry: any object with ``name`` and ``config`` (the config class)
 
@@ -81,7 +80,7 @@ class Registry(Generic[E]):
 
     def config_to_dict(self, config: Any) -> dict[str, Any]:
         """``{"name": ..., **fields}``: the serialised form used in results."""
-        return {"name": self.name_of(config), **dataclasses.asdict(config)}
+        return {"name": self.name_of(config), **to_dict(config)}
 
     def config_from_dict(self, data: Any, where: str | None = None) -> Any:
         """The config that :meth:`config_to_dict` wrote; ``where`` is its dotted path in messages."""

@@ -60,6 +60,10 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, *, 
         if kind is bool:
             group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)
+        elif typing.get_origin(kind) is tuple:  # tuple[int, ...]: one or more values after the flag
+            item = typing.get_args(kind)[0]
+            group.add_argument(_flag(f.name), dest=f.name, type=item, nargs="+", default=argparse.SUPPRESS,
+                               metavar=item.__name__.upper(), help=help_text)
         else:
             group.add_argument(_flag(f.name), dest=f.name, type=kind, default=argparse.SUPPRESS,
                                choices=f.metadata.get("choices"), metavar=kind.__name__.upper()

@@ -25,13 +25,13 @@ import torch
 
 import synthetic
 from experiments import attention
-from experiments.config import ConfigError, check_values, from_dict, stable_hash
+from experiments.config import ConfigError, check_values, from_dict, stable_hash, to_dict
 from experiments.atomic import atomic_write_text
 from experiments import cache
 from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, failure_path, git_revision, holder_line,
                                load_result, lock_path, result_path, versions)
 from experiments.model import ModelConfig
-from experiments.train import TrainConfig, resolve_device, train
+from experiments.train import TrainConfig, at_length, resolve_device, train
 
 SCHEMA_VERSION = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ class RunConfig:
         return {
             "task": synthetic.config_to_dict(self.task),
             "model": self.model.to_dict(),
-            "train": dataclasses.asdict(self.train),
+            "train": to_dict(self.train),
         }
 
     @classmethod
@@ -163,9 +163,13 @@ def check_compatible(config: RunConfig) -> None:
     device=)`` (the element-wise forms: fused needs CUDA; the linear family:
     cosFormer's fixed length); the others have nothing to check.
     """
+    lengths = [at_length(config.task, n).seq_len for n in config.train.test_lengths]  # each a valid task
+    if lengths and config.model.positions == "learned" and max(lengths) > config.task.seq_len:
+        raise ConfigError(f"train.test_lengths goes to {max(lengths)} tokens but model.positions=learned has no "
+                          f"embedding past the training length {config.task.seq_len}; use model.positions=none")
     check_run = getattr(config.model.attention, "check_run", None)
     if check_run is not None:
-        check_run(positions=max(config.task.seq_len, getattr(config.task, "source_len", 0)),
+        check_run(positions=max(config.task.seq_len, getattr(config.task, "source_len", 0), *lengths),
                   device=torch.device(config.device_type()))
 
 

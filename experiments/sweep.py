@@ -145,7 +145,8 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
-    """Flat columns for the analyses in a result's final metrics (AER, attention statistics, slices)."""
+    """Flat columns for the analyses in a result's final metrics (AER, attention statistics, slices, accuracy
+    at the test lengths)."""
     columns: dict[str, Any] = {}
     if "aer" in final:
         columns["aer"] = min(final["aer"]["best_per_layer"])
@@ -155,6 +156,8 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     for slice_name, groups in final.get("slices", {}).items():
         for value, accuracy in groups.items():
             columns[f"slice.{slice_name}.{value}"] = accuracy
+    for length, accuracy in final.get("length_accuracy", {}).items():
+        columns[f"length.{length}"] = accuracy
     return columns
 
 

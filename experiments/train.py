@@ -55,9 +55,16 @@ class TrainConfig:
     device: str = param("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
     compile: str = param("none", "torch.compile the training forward: none, default, reduce-overhead (CUDA "
                          "graphs on CUDA) or max-autotune", choices=COMPILE_MODES)
+    test_lengths: tuple[int, ...] = param((), "after training, also test at these sequence lengths (the task's "
+                                          "seq_len replaced; length generalisation)", added=True)
 
     def __post_init__(self):
         check_choices(self)
+        require(isinstance(self.test_lengths, (tuple, list)) and len(self.test_lengths) <= 16
+                and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 100_000
+                        for n in self.test_lengths),
+                f"train.test_lengths must be a list of at most 16 lengths in [1, 100000], got {self.test_lengths!r}")
+        object.__setattr__(self, "test_lengths", tuple(self.test_lengths))  # JSON gives a list
         require(self.steps >= 1, f"steps must be positive, got {self.steps}")
         require(self.batch_size >= 1, f"batch_size must be positive, got {self.batch_size}")
         require(math.isfinite(self.lr) and 0 < self.lr <= MAX_LR,
@@ -109,6 +116,14 @@ def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
         max_len = max(task.seq_len, task.source_len)
         return EncoderDecoder(model_config, vocab_size=task.vocab_size, max_len=max_len)
     return Transformer(model_config, vocab_size=task.vocab_size, max_len=task.seq_len)
+
+
+def at_length(task: Any, length: int) -> Any:
+    """The task with its sequence length replaced (validated as any config is)."""
+    if not hasattr(task, "seq_len") or synthetic.kind_of(task) != "lm":
+        raise ConfigError(f"train.test_lengths needs a decoder-only task with a seq_len; "
+                          f"{synthetic.name_of(task)} has none")
+    return dataclasses.replace(task, seq_len=length)
 
 
 def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...],
@@ -275,6 +290,9 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         final = {"last_finite": curve[-1]}  # the last evaluation before the divergence, all finite
     if status != "diverged" and curve:
         final = {"train_loss": curve[-1]["train_loss"], **evaluate(model, task, test, autocast=autocast, detailed=True)}
+        if config.test_lengths:
+            final["length_accuracy"] = {str(n): evaluate(model, at_length(task, n), synthetic.test_set(
+                at_length(task, n), device), autocast=autocast)["test_accuracy"] for n in config.test_lengths}
     return {
         "status": status,
         "diverged_at_step": diverged_at,

@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 THEORY = ROOT / "theory"
 NOTEBOOKS = sorted(p.stem for p in THEORY.glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"capacity", "gradients", "injectivity", "rank", "rank_collapse", "separation", "variance"}
+EXPECTED = {"capacity", "fading", "gradients", "injectivity", "rank", "rank_collapse", "separation", "variance"}
 
 
 def test_every_notebook_is_counted():

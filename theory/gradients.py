@@ -8,7 +8,8 @@
 # linear attention (`f(s) = s` on positive similarities, `f'/f = 1/s`) the
 # entries grow without bound as the row's mass tends to 0. ReLA's weights are
 # not normalised: `d relu(s)/ds` is 0 or 1 (*our remark*), bounded, but the
-# output scale is not (see `variance`).
+# output scale is not (see `variance`). The last section (B4) extends this to the
+# normalisations after the seed papers: SSMax, stick-breaking and softpick.
 
 # %%
 import matplotlib
@@ -96,6 +97,81 @@ rela_weights = lambda q, k: attention.get("rela_g").weights(q, k, causal=False) 
 jac = jacobian_wrt_scores(rela_weights, torch.randn(16, generator=generator))
 values = set(jac.unique().tolist())
 _mc.check(values <= {0.0, 1.0}, f"ReLA: d relu(s)/ds entries in {{0, 1}} (saw {sorted(values)})")
+_mc.record("Q1", "ReLA's (unnormalised) weights have derivatives 0 or 1", f"entries {sorted(values)}")
+
+# %% [markdown]
+# ## Beyond the seeds (B4): SSMax, stick-breaking, softpick
+#
+# - **SSMax** is softmax of `c z` with `c = s log n`, so its Jacobian is `c`
+#   times softmax's: entries within `s log n / 4`, a bound that grows (slowly)
+#   with the number of keys.
+# - **Stick-breaking**, `w_j = beta_j prod_{k > j} (1 - beta_k)` with
+#   `beta = sigmoid(z)`: `dw_j/dz_j = w_j (1 - beta_j)`, `dw_j/dz_k = -w_j beta_k`
+#   for a nearer key `k > j`, 0 for a farther one; each is a product
+#   `beta (1 - beta)` times factors in [0, 1], so within 1/4, as softmax.
+# - **Softpick**, `w_j = relu(a_j) / S` with `a = e^z - 1`, `S = sum |a_l|`:
+#   `dw_j/dz_k = e^{z_k} (delta_jk 1[a_j > 0] - w_j sign(a_k)) / S`, which grows
+#   like `1 / S` as the row's mass `S` tends to 0 (all logits near 0), as linear
+#   attention's does; the `eps` in the denominator caps it.
+
+# %%
+z = sp.symbols("z0:3", real=True)
+c = sp.symbols("c", positive=True)
+ssmax = [sp.exp(c * zj) / sum(sp.exp(c * zl) for zl in z) for zj in z]
+ssmax_ok = all(sp.simplify(sp.diff(ssmax[j], z[k]) - c * ssmax[j] * ((1 if j == k else 0) - ssmax[k])) == 0
+               for j in range(3) for k in range(3))
+beta = [1 / (1 + sp.exp(-zj)) for zj in z]
+stick = [beta[j] * sp.prod([1 - beta[k] for k in range(j + 1, 3)]) for j in range(3)]
+stick_expected = {(j, k): (stick[j] * (1 - beta[j]) if k == j else -stick[j] * beta[k] if k > j else 0)
+                  for j in range(3) for k in range(3)}
+stick_ok = all(sp.simplify(sp.diff(stick[j], z[k]) - stick_expected[(j, k)]) == 0 for j in range(3) for k in range(3))
+a = [sp.exp(zj) - 1 for zj in z]  # on the orthant a_0 > 0, a_1 > 0, a_2 < 0 (z_2 < 0)
+mass = a[0] + a[1] - a[2]
+pick = [a[0] / mass, a[1] / mass, sp.Integer(0)]
+signs = [1, 1, -1]
+pick_ok = all(sp.simplify(sp.diff(pick[j], z[k]) - sp.exp(z[k]) * ((1 if j == k and j < 2 else 0)
+                                                                   - pick[j] * signs[k]) / mass) == 0
+              for j in range(3) for k in range(3))
+_mc.check(ssmax_ok and stick_ok and pick_ok,
+          f"Jacobians (sympy, n=3): SSMax = c x softmax's ({ssmax_ok}); stick-breaking w_j(1 - beta_j), "
+          f"-w_j beta_k ({stick_ok}); softpick e^(z_k)(delta_jk 1[a_j>0] - w_j sign a_k)/S ({pick_ok})")
+
+S_HEAD = 0.7
+ssmax_weights = lambda q, k: attention.get("ssmax").weights(q, k, causal=False, s=S_HEAD, scale=1.0)  # noqa: E731
+stick_weights = lambda q, k: attention.get("stick_breaking").weights(q, k, causal=False, scale=1.0)  # noqa: E731
+largest_ssmax, largest_stick = [], 0.0
+for count in (2, 16, 256):
+    bound = S_HEAD * np.log(count) / 4
+    worst_row = max(float(jacobian_wrt_scores(ssmax_weights, 3 * torch.randn(count, generator=generator)).abs().max())
+                    for _ in range(_mc.size(40, 10)))
+    at_two = float(jacobian_wrt_scores(ssmax_weights, torch.zeros(2)).abs().max()) if count == 2 else None
+    largest_ssmax.append((count, worst_row, bound))
+    _mc.check(worst_row <= bound + 1e-12 and (at_two is None or abs(at_two - bound) < 1e-12),
+              f"SSMax (s={S_HEAD}), n={count}: max |dw/dz| {worst_row:.4f} <= s log n / 4 = {bound:.4f}"
+              + (" (attained at two equal logits)" if at_two is not None else ""))
+for _ in range(_mc.size(200, 40)):
+    largest_stick = max(largest_stick, float(jacobian_wrt_scores(
+        stick_weights, 4 * torch.randn(16, generator=generator)).abs().max()))
+_mc.check(largest_stick <= 0.25 + 1e-12, f"stick-breaking: max |dw/dz| over random rows {largest_stick:.4f} <= 1/4")
+
+pick_base = torch.tensor([0.9, 0.5, -0.7, 0.3, -0.2, 0.6])
+pick_scales = np.logspace(0, -5, 6)
+pick_weights = lambda eps: (lambda q, k: attention.get("softpick").weights(q, k, causal=False, scale=1.0,  # noqa: E731
+                                                                             eps=eps))
+pick_norms = [float(jacobian_wrt_scores(pick_weights(0.0), t * pick_base).abs().max()) for t in pick_scales]
+EPS = 1e-3
+capped = float(jacobian_wrt_scores(pick_weights(EPS), pick_scales[-1] * pick_base).abs().max())
+cap = 2 * float((pick_scales[-1] * pick_base).exp().max()) / EPS  # |e^z_k (...)| <= 2 e^z_k, over S + eps >= eps
+growth = pick_norms[-1] / pick_norms[-2]
+_mc.check(9.5 < growth < 10.5 and pick_norms[-1] > 1e4,
+          f"softpick (eps=0): max |dw/dz| grows like 1/mass as the logits shrink "
+          f"({pick_norms[-2]:.3g} -> {pick_norms[-1]:.3g} for logits / 10, x{growth:.3f})")
+_mc.check(capped <= cap, f"softpick with eps={EPS:g} caps it at the same logits ({capped:.3g} <= 2 e^max z / eps "
+                         f"= {cap:.3g})")
+_mc.record("B4", "SSMax Jacobian <= s log n / 4; stick-breaking <= 1/4; softpick unbounded as its row mass -> 0",
+           f"SSMax max {max(w for _, w, _ in largest_ssmax):.3f} (bound at n=256 "
+           f"{largest_ssmax[-1][2]:.3f}); stick-breaking {largest_stick:.3f}; softpick {pick_norms[-1]:.2g} at logits "
+           f"x1e-5 (x{growth:.2f} per decade)")
 
 fig, ax = plt.subplots(figsize=(4.6, 3.3))
 ax.loglog(scales * float(base.sum()), norms, "o-", label="linear (relu, normalised)")

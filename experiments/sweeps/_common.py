@@ -34,7 +34,8 @@ LEARNING_RATES = {"softmax": 3e-3, "rela_g": 3e-3, "reluformer": 3e-3, "relu": 3
 # Variants not searched take the rate of the searched variant closest to them; a variant added since the
 # search (in neither table) takes softmax's until `make lr-search` includes it.
 FAMILY = {"sparsemax": "softmax", "entmax15": "softmax", "softmax_ln": "softmax", "sigmoid": "softmax",
-          "rela_i": "rela_g", "relu_len": "reluformer", "norm_linear": "linear", "inline": "linear"}
+          "rela_i": "rela_g", "relu_len": "reluformer", "norm_linear": "linear", "inline": "linear",
+          "ssmax": "softmax", "softmax1": "softmax", "softpick": "softmax", "stick_breaking": "softmax"}
 
 
 def learning_rate(name: str) -> float:

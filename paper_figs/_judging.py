@@ -1,0 +1,176 @@
+"""The ledger's machinery: evidence, claims and their registration, the verdicts, and the helpers every
+judge uses to read sweep rows (seed groups, learned runs, ties within the seed spread). The judges live in
+:mod:`paper_figs.claims` and :mod:`paper_figs.claims_beyond`; see the former for the rules they follow."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from statistics import mean
+from typing import Any
+
+from paper_figs._rows import value, variant
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run")
+LEDGER_SWEEPS = ("mqar_pairs", "stability", "heads", "alignment_aer", "memory", "long_context",
+                 "length_gen")  # what the judges read
+
+
+@dataclasses.dataclass
+class Evidence:
+    sweeps: dict[str, list[dict[str, str]]] = dataclasses.field(default_factory=dict)
+    theory: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # verdict records of the notebooks
+    speed: list[dict[str, str]] = dataclasses.field(default_factory=list)  # bench rows: variant, length, ratio
+
+
+class Missing(Exception):
+    """The results a criterion needs are not there: the verdict is ``not run``."""
+
+
+class DidNotLearn(Exception):
+    """The runs a criterion compares stayed below their learned threshold: the verdict is ``inconclusive``."""
+
+
+class Untestable(Exception):
+    """The runs learned, but the effect a claim improves on is absent from the baseline (no sink to remove,
+    no fading to repair): the verdict is ``inconclusive``, with the measurement that shows it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    claim: str
+    source: str
+    paper: str
+    criterion: str
+    judge: Callable[[Evidence], tuple[str, str]]
+
+    def verdict(self, evidence: Evidence) -> tuple[str, str]:
+        try:
+            ours, verdict = self.judge(evidence)
+        except Missing as missing:
+            return f"missing: {missing}", "not run"
+        except DidNotLearn as reason:
+            return f"did not learn: {reason}", "inconclusive"
+        except Untestable as reason:
+            return f"untestable: {reason}", "inconclusive"
+        assert verdict in VERDICTS, verdict
+        return ours, verdict
+
+
+# The claim ids of ../shared/PAPERS.md with its headings (copied here so that a clone without that file
+# still checks its ledger), plus SCALE from its scaling section and the "beyond the seeds" block (B1-B4,
+# claims of the later papers, judged in claims_beyond.py); the ledger lists them in this order.
+CLAIM_IDS = {
+    "R1": "sparsity emerges", "R2": "stability needs normalisation", "R3": "quality comparable", "R4": "speed",
+    "R5": "head diversity", "R6": "null attention", "R7": "alignment",
+    "S1": "variance", "S2": "softmax + LN ~ ReLU", "S3": "many slots",
+    "S4": "plain ReLU self-attention does not converge", "S5": "long sequences", "S6": "concentration",
+    "D1": "softmax beats linear", "D2": "separation",
+    "K1": "rank", "K2": "capacity", "K3": "rank collapse", "Q1": "gradients", "H1": "injectivity",
+    "SCALE": "sigmoid and ReLU scaling rules",
+    "B1": "attention fading", "B2": "length generalisation", "B3": "sinks and null attention",
+    "B4": "gradient bounds of the newer normalisations",
+}
+BEYOND_IDS = ("B1", "B2", "B3", "B4")  # not in PAPERS.md: the papers after the seed three
+CLAIMS: list[Claim] = []
+
+
+def claim(id: str, claim: str, source: str, paper: str, criterion: str):
+    """Register the decorated judge as claim ``id`` (one of :data:`CLAIM_IDS`): the claim in words, its
+    source, the paper's number and our criterion in words, next to the code that computes it."""
+    if id not in CLAIM_IDS or any(c.id == id for c in CLAIMS):
+        raise ValueError(f"claim {id!r} is not in CLAIM_IDS or is registered twice")
+
+    def register(judge: Callable[[Evidence], tuple[str, str]]) -> Callable[[Evidence], tuple[str, str]]:
+        CLAIMS.append(Claim(id, claim, source, paper, criterion, judge))
+        return judge
+
+    return register
+
+
+# --- reading results ---------------------------------------------------------------------------
+
+def rows(evidence: Evidence, sweep: str) -> list[dict[str, str]]:
+    found = evidence.sweeps.get(sweep)
+    if not found:
+        raise Missing(f"sweep {sweep}")
+    return found
+
+
+def mean_of(rows_: list[dict[str, str]], column: str) -> float:
+    values = [value(r, column) for r in rows_]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        raise Missing(f"column {column}")
+    return mean(values)
+
+
+def spread(rows_: list[dict[str, str]], column: str) -> str:
+    values = [value(r, column) for r in rows_]
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{mean(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+def learned(rows_: list[dict[str, str]]) -> bool:
+    """Every run of a group learned its task (a group of seeds counts only if each seed did)."""
+    if not rows_:
+        raise Missing("no runs")
+    if "learned" not in rows_[0]:
+        raise Missing("learned column (rerun the sweep collection)")
+    return all(r["learned"] == "1" for r in rows_)
+
+
+def require_learned(groups: dict[str, list[dict[str, str]]]) -> None:
+    """Raise :class:`DidNotLearn` naming every group whose runs did not all learn."""
+    failed = [f"{name} (acc {spread(rs, 'test_accuracy')} < {value(rs[0], 'learned_threshold'):.2f})"
+              for name, rs in groups.items() if not learned(rs)]
+    if failed:
+        raise DidNotLearn(", ".join(failed))
+
+
+def seed_spread(rows_: list[dict[str, str]], column: str) -> float:
+    values = [value(r, column) for r in rows_]
+    return max(values) - min(values)
+
+
+def differ(a: list[dict[str, str]], b: list[dict[str, str]], column: str, margin: float = 0.0) -> int:
+    """+1 if ``a``'s mean is above ``b``'s, -1 if below, 0 for a tie.
+
+    A tie: the means differ by no more than the larger seed spread (max - min
+    over seeds) of the two groups, or by no more than ``margin``.
+    """
+    difference = mean_of(a, column) - mean_of(b, column)
+    if abs(difference) <= max(seed_spread(a, column), seed_spread(b, column), margin):
+        return 0
+    return 1 if difference > 0 else -1
+
+
+def theory_holds(evidence: Evidence, prefix: str) -> tuple[str, str]:
+    records = [r for r in evidence.theory if r["claim"] == prefix or r["claim"].startswith(prefix + "-")]
+    if not records:
+        raise Missing(f"theory verdicts for {prefix}")
+    held = [r["holds"] for r in records]
+    ours = "; ".join(f"{r['ours']}" for r in records)
+    verdict = "reproduced" if all(held) else ("partly" if any(held) else "not reproduced")
+    return ours, verdict
+
+
+def grade(passed: int, total: int) -> str:
+    if total == 0:
+        raise Missing("no comparisons")
+    return "reproduced" if passed == total else ("partly" if passed else "not reproduced")
+
+
+def by_variant(rows_: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows_:
+        out[variant(row)].append(row)
+    return dict(out)
+
+
+def theory_judge(prefix: str) -> Callable[[Evidence], tuple[str, str]]:
+    return lambda ev: theory_holds(ev, prefix)
