@@ -46,12 +46,15 @@ NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))
 
 BENCH_OUT := benchmarks/scaling_$(if $(HAS_GPU),gpu,cpu).json
 
-.PHONY: help all figures notebooks ledger test setup clean clean-results bench lr-search
+REPORT := $(FIG_DIR)/index.html
+
+.PHONY: help all figures notebooks ledger report test setup clean clean-results bench lr-search
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
 	@echo "make figures  the experiment figures only"
 	@echo "make ledger   the claims ledger ($(LEDGER)); needs the figures and notebooks"
+	@echo "make report   one offline page of every claim, its figures, runs and notebook -> $(REPORT)"
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
@@ -62,7 +65,9 @@ help:  ## list the targets
 	@echo "make clean-results  also remove the result cache (results/)"
 	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
 
-all: figures notebooks ledger
+all: figures notebooks ledger report
+
+report: $(REPORT)
 
 bench: $(STAMP)  ## always reruns: timings are measurements, not build products
 	$(PY) -m experiments.bench_scaling --out $(BENCH_OUT) $(BENCH_FLAGS)
@@ -116,6 +121,10 @@ $(FIG_DIR)/speed.png: $(FIG_DIR)/speed.json paper_figs/plot_speed.py paper_figs/
 $(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.json $(NOTEBOOKS) paper_figs/claims.py paper_figs/_rows.py paper_figs/make_ledger.py
 	$(PY) -m paper_figs.make_ledger --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
 	  --speed $(FIG_DIR)/speed.json --out $@
+
+# The report page: the ledger's evidence, figures and notebooks, and copies of the runs it cites.
+$(REPORT): $(LEDGER) $(FIGURES) paper_figs/report.py | $(STAMP)
+	$(PY) -m paper_figs.report --profile $(PROFILE) --figures $(FIG_DIR) --theory $(NOTEBOOK_DIR) --out $@
 
 .PRECIOUS: $(FIG_DIR)/%.csv $(NOTEBOOK_DIR)/%.ipynb
 

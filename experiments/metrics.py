@@ -14,6 +14,7 @@ an all-zero row (a ReLA head switched off) induces no link.
 from __future__ import annotations
 
 import math
+from typing import Any
 from collections import defaultdict
 
 import torch
@@ -112,6 +113,14 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
         for handle in handles:
             handle.remove()
     return sum(shares) / len(shares)
+
+
+def first_example_maps(layer_weights: list[torch.Tensor], tokens: torch.Tensor) -> dict[str, Any]:
+    """The attention weights of the first example, every layer and head, to 3 decimals (for a gallery):
+    ``{"tokens": [T], "maps": [layer][head][T][T]}``."""
+    return {"tokens": tokens[0].tolist(),
+            "maps": [[[[round(float(x), 3) for x in row] for row in head] for head in w[0].float().cpu()]
+                     for w in layer_weights]}
 
 
 @torch.no_grad()

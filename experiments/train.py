@@ -36,6 +36,7 @@ from experiments.atomic import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
+PROBE_MAP_MAX_LEN = 64  # a result keeps its first test example's attention maps up to this length (a gallery)
 MAX_LR = 10.0  # past this AdamW's step overflows float32 on the first update
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
@@ -164,6 +165,8 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
             result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3])
         maps, causal = model.attention_maps(probe)
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
+        if synthetic.kind_of(task) == "lm" and probe[0].shape[1] <= PROBE_MAP_MAX_LEN:
+            result["probe_maps"] = metrics.first_example_maps(maps, probe[0])
         result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
         result["decode_state_bytes"] = metrics.decode_state_bytes(model, test[0].shape[1])
     model.train()
