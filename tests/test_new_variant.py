@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from experiments import attention, bench_scaling, sweep
 from experiments.runs import run
@@ -29,7 +30,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
+from experiments.attention.base import Variant, causal_mask, check_qkv
 from experiments.config import param, require
 
 
@@ -53,15 +54,7 @@ def attend(q, k, v, *, causal, eps=1e-6):
     return weights(q, k, causal=causal, eps=eps) @ v
 
 
-class ToyAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, eps=self.config.eps)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, eps=self.config.eps)
-
-
-register(Variant(name="toy_relu2", config=ToyConfig, module=ToyAttention, attend=attend, reference=attend,
+register(Variant(name="toy_relu2", config=ToyConfig, attend=attend, reference=attend,
                  weights=weights, summary="relu(QK^T)^2, row-normalised (a test's toy)"))
 '''
 
@@ -102,6 +95,16 @@ def test_a_variant_from_one_new_file_trains_benchmarks_plots_and_reaches_the_led
     assert [r["model.attention.name"] for r in evidence.sweeps["heads"]] == [name]
     ledger = make_ledger.render(evidence, "smoke")
     assert ledger.count("\n| R") == 7  # every claim still gets its row; none reads the toy as one of its variants
+
+
+def test_a_variant_without_a_module_gets_one_that_passes_its_config_fields_to_attend_and_weights(toy_variant):
+    variant = attention.get(toy_variant)
+    module = attention.build_module(attention.make_config(toy_variant, eps=0.5), d_model=8, num_heads=2)
+    assert isinstance(module, attention.AttentionModule) and module.core_params == {"eps": 0.5}
+    q, k, v = (torch.randn(1, 2, 5, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    assert torch.equal(module.mix(q, k, v, causal=True), variant.attend(q, k, v, causal=True, eps=0.5))
+    assert torch.equal(module.head_weights(q, k, causal=True), variant.weights(q, k, causal=True, eps=0.5))
+    assert not torch.allclose(module.head_weights(q, k, causal=True), variant.weights(q, k, causal=True))
 
 
 def test_the_readme_lists_every_figure_make_builds_and_each_has_its_plot_script():

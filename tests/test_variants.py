@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from helpers import assert_close
 
 from experiments import attention, attention_stats
-from experiments.attention import inline, linear, reluformer, sigmoid, sparsemax
+from experiments.attention import inline, linear, reluformer, sigmoid
 from experiments.model import ModelConfig, Transformer
 
 
@@ -100,7 +100,7 @@ def test_sparse_rows_sum_to_one_and_have_exact_zeros():
         assert_close(w.sum(-1), torch.ones(1, 2, 12, dtype=torch.float64), f"{name} rows")
         assert (w[..., 4:, :] == 0).any(), f"{name} has no exact zeros"
         assert attention_stats.null_rate(w, causal=True).eq(0).all()
-    assert_close(sparsemax.weights(q, k, causal=False, scale=1e-6).sum(-1),
+    assert_close(attention.get("sparsemax").weights(q, k, causal=False, scale=1e-6).sum(-1),
                  torch.ones(1, 2, 12, dtype=torch.float64), "flat scores")
 
 

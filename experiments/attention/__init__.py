@@ -18,11 +18,9 @@ starts with an underscore hold shared helpers and are not variants.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
-from experiments.attention.base import AttentionModule, Variant
+from experiments.attention.base import AttentionModule, Variant, accepted_params
 from experiments.registry import Registry
 
 __all__ = [
@@ -49,19 +47,6 @@ name_of = _VARIANTS.name_of
 make_config = _VARIANTS.make_config
 config_to_dict = _VARIANTS.config_to_dict
 config_from_dict = _VARIANTS.config_from_dict
-
-
-def accepted_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that ``fn`` takes (all of them if it takes ``**params``).
-
-    A config holds fields for the module too (norm epsilons, loss weights), and
-    a variant's ``attend``/``weights``/``reference`` take only their own, so a
-    caller with a config passes it through this filter.
-    """
-    signature = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
-        return dict(params)
-    return {key: value for key, value in params.items() if key in signature}
 
 
 def build_module(config: Any, *, d_model: int, num_heads: int) -> AttentionModule:

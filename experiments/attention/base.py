@@ -11,12 +11,15 @@ cache.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from experiments.config import param, require
 
 # attend(q, k, v, *, causal, **params) -> (B, H, Tq, Dv)
 AttendFn = Callable[..., torch.Tensor]
@@ -30,11 +33,20 @@ class Variant:
 
     name: str
     config: type  # frozen dataclass of the variant's hyper-parameters
-    module: type  # AttentionModule subclass: (config, *, d_model, num_heads)
     attend: AttendFn  # the fast functional core
     reference: AttendFn  # a readable version of attend that tests compare with
     weights: WeightsFn | None  # the full attention matrix, where one exists
     summary: str  # one line for listings and --help
+    # AttentionModule subclass: (config, *, d_model, num_heads); None is the plain module around attend and weights
+    module: type | None = None
+
+    def __post_init__(self):
+        if self.module is None:
+            matrix = None if self.weights is None else staticmethod(self.weights)
+            title = "".join(part.title() for part in self.name.split("_"))
+            plain = type(f"{title}Attention", (AttentionModule,),
+                         {"core": staticmethod(self.attend), "matrix": matrix, "__module__": self.attend.__module__})
+            object.__setattr__(self, "module", plain)
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -51,6 +63,17 @@ class Variant:
 
 
 CUDA_ONLY_FORMS = ("fused",)  # Triton kernels
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleConfig:
+    """Config of a variant whose hyper-parameter is the logit scale. Each variant subclasses it (the registry
+    tells variants apart by their config class) and may add fields, calling ``super().__post_init__()``."""
+
+    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
+
+    def __post_init__(self):
+        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
 
 
 def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -110,6 +133,19 @@ def cache_bytes(cache: Any) -> int:
     return 0
 
 
+def accepted_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``fn`` takes (all of them if it takes ``**params``).
+
+    A config holds fields for the module too (norm epsilons, loss weights), and
+    a variant's ``attend``/``weights``/``reference`` take only their own, so a
+    caller with a config passes it through this filter.
+    """
+    signature = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        return dict(params)
+    return {key: value for key, value in params.items() if key in signature}
+
+
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be (batch, heads, time, head_dim) tensors")
@@ -122,11 +158,17 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
 class AttentionModule(nn.Module):
     """Multi-head attention around a variant's functional core.
 
-    Owns the query, key-value and output projections. Subclasses implement
-    :meth:`mix` (the variant's ``attend`` with its config) and may override
-    :meth:`post` (a normalisation of the concatenated heads, applied before
-    the output projection) and :meth:`head_weights`.
+    Owns the query, key-value and output projections. A variant whose module
+    is its functional core and nothing more sets ``core = staticmethod(attend)``
+    and ``matrix = staticmethod(weights)``: :meth:`mix` and :meth:`head_weights`
+    call them with the config fields they take. Others override :meth:`mix`
+    (and :meth:`head_weights`), and any may override :meth:`post` (a
+    normalisation of the concatenated heads, applied before the output
+    projection).
     """
+
+    core: AttendFn | None = None  # attend(q, k, v, *, causal, **config fields it takes)
+    matrix: WeightsFn | None = None  # weights(q, k, *, causal, **config fields it takes)
 
     def __init__(self, config: Any, *, d_model: int, num_heads: int):
         super().__init__()
@@ -139,6 +181,9 @@ class AttentionModule(nn.Module):
         self.q_proj = nn.Linear(d_model, d_model, bias=False)
         self.kv_proj = nn.Linear(d_model, 2 * d_model, bias=False)
         self.out_proj = nn.Linear(d_model, d_model, bias=False)
+        fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+        self.core_params = accepted_params(self.core, fields) if self.core is not None else {}
+        self.matrix_params = accepted_params(self.matrix, fields) if self.matrix is not None else {}
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         batch, time, _ = x.shape
@@ -151,10 +196,14 @@ class AttentionModule(nn.Module):
         return self._split(self.q_proj(x)), self._split(k), self._split(v)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool) -> torch.Tensor:
-        raise NotImplementedError
+        if self.core is None:
+            raise NotImplementedError(f"{type(self).__name__} sets neither core nor mix")
+        return self.core(q, k, v, causal=causal, **self.core_params)  # (B, H, Tq, Dv)
 
     def head_weights(self, q: torch.Tensor, k: torch.Tensor, *, causal: bool) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} has no attention matrix")
+        if self.matrix is None:
+            raise NotImplementedError(f"{type(self).__name__} has no attention matrix")
+        return self.matrix(q, k, causal=causal, **self.matrix_params)  # (B, H, Tq, Tk)
 
     def post(self, z: torch.Tensor) -> torch.Tensor:
         """Normalisation of the concatenated heads ``(B, T, C)``; identity by default."""

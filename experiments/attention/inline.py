@@ -64,12 +64,6 @@ class InLineAttention(LinearFamilyModule):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))
 
 
-register(Variant(
-    name="inline",
-    config=InLineConfig,
-    module=InLineAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="InLine: injective linear attention, centred instead of divided (rows sum to 1)",
-))
+register(Variant(name="inline", config=InLineConfig, module=InLineAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="InLine: injective linear attention, centred instead of divided (rows sum to 1)"))

@@ -56,12 +56,6 @@ class LinearAttention(LinearFamilyModule):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))
 
 
-register(Variant(
-    name="linear",
-    config=LinearConfig,
-    module=LinearAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="normalised linear attention phi(q)S/phi(q)z; phi = elu+1 by default",
-))
+register(Variant(name="linear", config=LinearConfig, module=LinearAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="normalised linear attention phi(q)S/phi(q)z; phi = elu+1 by default"))

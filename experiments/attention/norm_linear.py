@@ -69,12 +69,6 @@ class NormLinearAttention(LinearFamilyModule):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))
 
 
-register(Variant(
-    name="norm_linear",
-    config=NormLinearConfig,
-    module=NormLinearAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="NormAttention: phi(Q)phi(K)^T V with no denominator, RMSNorm on the output",
-))
+register(Variant(name="norm_linear", config=NormLinearConfig, module=NormLinearAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="NormAttention: phi(Q)phi(K)^T V with no denominator, RMSNorm on the output"))

@@ -104,22 +104,11 @@ class ReLAAttention(AttentionModule):
         return self.norm(z)
 
 
-register(Variant(
-    name="rela_g",
-    config=ReLAGConfig,
-    module=ReLAAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="ReLA-g: ReLU weights, gated RMSNorm over the heads (as in the authors' code)",
-), aliases=("rela",))
+register(Variant(name="rela_g", config=ReLAGConfig, module=ReLAAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="ReLA-g: ReLU weights, gated RMSNorm over the heads (as in the authors' code)"),
+         aliases=("rela",))
 
-register(Variant(
-    name="rela_i",
-    config=ReLAIConfig,
-    module=ReLAAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="ReLA-i: ReLU weights, RMSNorm with a specialised gain init, no gate",
-))
+register(Variant(name="rela_i", config=ReLAIConfig, module=ReLAAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="ReLA-i: ReLU weights, RMSNorm with a specialised gain init, no gate"))

@@ -62,12 +62,6 @@ class ReLUAttention(AttentionModule):
         return self.matrix(q, k, causal=causal, scale=self.config.scale)
 
 
-register(Variant(
-    name="relu",
-    config=ReLUConfig,
-    module=ReLUAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="plain ReLU attention, no normalisation (the unstable baseline)",
-))
+register(Variant(name="relu", config=ReLUConfig, module=ReLUAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="plain ReLU attention, no normalisation (the unstable baseline)"))

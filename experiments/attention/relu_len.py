@@ -42,12 +42,6 @@ class ReLULenAttention(ReLUAttention):
     matrix = staticmethod(weights)
 
 
-register(Variant(
-    name="relu_len",
-    config=ReLULenConfig,
-    module=ReLULenAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="ReLU attention divided by the number of visible keys (Wortsman et al.)",
-))
+register(Variant(name="relu_len", config=ReLULenConfig, module=ReLULenAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="ReLU attention divided by the number of visible keys (Wortsman et al.)"))

@@ -116,12 +116,6 @@ class ReLUFormerAttention(AttentionModule):
         return weights(q, k, causal=causal, scale=self.config.scale, gamma=self.gamma)
 
 
-register(Variant(
-    name="reluformer",
-    config=ReLUFormerConfig,
-    module=ReLUFormerAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="ReLUFormer: ReLU weights / (gamma sqrt(n/2)), optional row regularisers",
-))
+register(Variant(name="reluformer", config=ReLUFormerConfig, module=ReLUFormerAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="ReLUFormer: ReLU weights / (gamma sqrt(n/2)), optional row regularisers"))

@@ -66,12 +66,6 @@ class SigmoidAttention(AttentionModule):
         return weights(q, k, causal=causal, bias=self.config.bias, scale=self.config.scale)
 
 
-register(Variant(
-    name="sigmoid",
-    config=SigmoidConfig,
-    module=SigmoidAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="sigmoid attention with bias -log n (Ramapuram et al.)",
-))
+register(Variant(name="sigmoid", config=SigmoidConfig, module=SigmoidAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="sigmoid attention with bias -log n (Ramapuram et al.)"))

@@ -14,16 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, scores
-from experiments.config import param, require
+from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
-class SoftmaxConfig:
-    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
-
-    def __post_init__(self):
-        require(self.scale is None or self.scale > 0, f"softmax scale must be positive, got {self.scale}")
+class SoftmaxConfig(ScaleConfig):
+    pass
 
 
 def weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | None = None) -> torch.Tensor:
@@ -45,20 +41,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
 
 
-class SoftmaxAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
-
-
-register(Variant(
-    name="softmax",
-    config=SoftmaxConfig,
-    module=SoftmaxAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="softmax(QK^T/sqrt d) V through PyTorch SDPA",
-))
+register(Variant(name="softmax", config=SoftmaxConfig,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="softmax(QK^T/sqrt d) V through PyTorch SDPA"))

@@ -19,16 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, scores
-from experiments.config import param, require
+from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
-class Softmax1Config:
-    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
-
-    def __post_init__(self):
-        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
+class Softmax1Config(ScaleConfig):
+    pass
 
 
 def weights(q, k, *, causal: bool, scale: float | None = None):
@@ -53,20 +49,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None):
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)
 
 
-class Softmax1Attention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
-
-
-register(Variant(
-    name="softmax1",
-    config=Softmax1Config,
-    module=Softmax1Attention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="off-by-one softmax exp(z)/(1 + sum exp(z)): a zero logit a row may give its mass to",
-))
+register(Variant(name="softmax1", config=Softmax1Config,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="off-by-one softmax exp(z)/(1 + sum exp(z)): a zero logit a row may give its mass to"))

@@ -16,42 +16,32 @@ import torch
 from torch import nn
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant
 from experiments.attention.softmax import attend, reference, weights
 from experiments.config import param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class SoftmaxLNConfig:
-    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
+class SoftmaxLNConfig(ScaleConfig):
     ln_eps: float = param(1e-5, "LayerNorm epsilon")
 
     def __post_init__(self):
-        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
+        super().__post_init__()
         require(self.ln_eps > 0, f"ln_eps must be positive, got {self.ln_eps}")
 
 
 class SoftmaxLNAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
     def __init__(self, config, *, d_model, num_heads):
         super().__init__(config, d_model=d_model, num_heads=num_heads)
         self.norm = nn.LayerNorm(d_model, eps=config.ln_eps)
-
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
 
     def post(self, z: torch.Tensor) -> torch.Tensor:
         return self.norm(z)
 
 
-register(Variant(
-    name="softmax_ln",
-    config=SoftmaxLNConfig,
-    module=SoftmaxLNAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="softmax attention with a LayerNorm on its output (ReLUFormer's S2)",
-))
+register(Variant(name="softmax_ln", config=SoftmaxLNConfig, module=SoftmaxLNAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="softmax attention with a LayerNorm on its output (ReLUFormer's S2)"))

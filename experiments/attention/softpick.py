@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, scores
+from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
 from experiments.config import param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class SoftpickConfig:
-    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
+class SoftpickConfig(ScaleConfig):
     eps: float = param(1e-6, "added to the (shifted) denominator")
 
     def __post_init__(self):
-        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
+        super().__post_init__()
         require(self.eps >= 0, f"eps must be non-negative, got {self.eps}")
 
 
@@ -60,20 +57,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, eps: float = 1e
     return weights(q, k, causal=causal, scale=scale, eps=eps) @ v
 
 
-class SoftpickAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale, eps=self.config.eps)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale, eps=self.config.eps)
-
-
-register(Variant(
-    name="softpick",
-    config=SoftpickConfig,
-    module=SoftpickAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="softpick relu(e^z - 1) / sum |e^z - 1|: rows may be all zero, no sink",
-))
+register(Variant(name="softpick", config=SoftpickConfig,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="softpick relu(e^z - 1) / sum |e^z - 1|: rows may be all zero, no sink"))

@@ -80,12 +80,6 @@ class SSMaxAttention(AttentionModule):
         return weights(q, k, causal=causal, s=self.s, scale=self.config.scale)
 
 
-register(Variant(
-    name="ssmax",
-    config=SSMaxConfig,
-    module=SSMaxAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="Scalable-Softmax: logits times s log n (s learnt per head), then softmax",
-))
+register(Variant(name="ssmax", config=SSMaxConfig, module=SSMaxAttention,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="Scalable-Softmax: logits times s log n (s learnt per head), then softmax"))

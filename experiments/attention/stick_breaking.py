@@ -25,16 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv, scores
-from experiments.config import param, require
+from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
-class StickBreakingConfig:
-    scale: float | None = param(None, "logit scale; None means 1/sqrt(head_dim)")
-
-    def __post_init__(self):
-        require(self.scale is None or self.scale > 0, f"scale must be positive, got {self.scale}")
+class StickBreakingConfig(ScaleConfig):
+    pass
 
 
 def weights(q, k, *, causal: bool, scale: float | None = None):
@@ -69,20 +65,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None):
     return weights(q, k, causal=causal, scale=scale) @ v
 
 
-class StickBreakingAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, scale=self.config.scale)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, scale=self.config.scale)
-
-
-register(Variant(
-    name="stick_breaking",
-    config=StickBreakingConfig,
-    module=StickBreakingAttention,
-    attend=attend,
-    reference=reference,
-    weights=weights,
-    summary="stick-breaking sigmoid(z_ij) prod_{k>j}(1 - sigmoid(z_ik)): recency built in, rows sum <= 1",
-))
+register(Variant(name="stick_breaking", config=StickBreakingConfig,
+                 attend=attend, reference=reference, weights=weights,
+                 summary="stick-breaking sigmoid(z_ij) prod_{k>j}(1 - sigmoid(z_ik)): recency built in, rows sum <= 1"))
