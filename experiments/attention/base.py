@@ -162,8 +162,8 @@ class AttentionModule(nn.Module):
     is its functional core and nothing more sets ``core = staticmethod(attend)``
     and ``matrix = staticmethod(weights)``: :meth:`mix` and :meth:`head_weights`
     call them with the config fields they take. Others override :meth:`mix`
-    (and :meth:`head_weights`), and any may override :meth:`post` (a
-    normalisation of the concatenated heads, applied before the output
+    (and :meth:`head_weights`), and any may return a normalisation of the
+    concatenated heads from :meth:`output_norm` (applied before the output
     projection).
     """
 
@@ -181,6 +181,7 @@ class AttentionModule(nn.Module):
         self.q_proj = nn.Linear(d_model, d_model, bias=False)
         self.kv_proj = nn.Linear(d_model, 2 * d_model, bias=False)
         self.out_proj = nn.Linear(d_model, d_model, bias=False)
+        self.norm = self.output_norm(config, d_model)  # None: the heads go to out_proj as they are
         fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
         self.core_params = accepted_params(self.core, fields) if self.core is not None else {}
         self.matrix_params = accepted_params(self.matrix, fields) if self.matrix is not None else {}
@@ -205,9 +206,14 @@ class AttentionModule(nn.Module):
             raise NotImplementedError(f"{type(self).__name__} has no attention matrix")
         return self.matrix(q, k, causal=causal, **self.matrix_params)  # (B, H, Tq, Tk)
 
+    def output_norm(self, config: Any, d_model: int) -> nn.Module | None:
+        """The normalisation of the concatenated heads ``(B, T, C)`` before the output projection, built once
+        from the config; none by default."""
+        return None
+
     def post(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalisation of the concatenated heads ``(B, T, C)``; identity by default."""
-        return z
+        """:attr:`norm` of the concatenated heads ``(B, T, C)``; identity without one."""
+        return z if self.norm is None else self.norm(z)
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """Auxiliary losses of the last forward pass (name -> weighted scalar); none by default.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch import nn
 
 from experiments.attention import register
@@ -58,12 +57,8 @@ def attend(q, k, v, *, causal: bool, features=None, initial_state=None, output_f
 class NormLinearAttention(LinearFamilyModule):
     combine = staticmethod(combine)
 
-    def __init__(self, config, *, d_model, num_heads):
-        super().__init__(config, d_model=d_model, num_heads=num_heads)
-        self.norm = nn.RMSNorm(d_model, eps=config.norm_eps)
-
-    def post(self, z: torch.Tensor) -> torch.Tensor:
-        return self.norm(z)
+    def output_norm(self, config, d_model):
+        return nn.RMSNorm(d_model, eps=config.norm_eps)
 
     def head_weights(self, q, k, *, causal):
         return weights(q, k, causal=causal, features=self.features, **dataclasses.asdict(self.config))

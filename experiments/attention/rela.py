@@ -90,18 +90,12 @@ class GatedRMSNorm(nn.Module):
 
 
 class ReLAAttention(AttentionModule):
-    def __init__(self, config: ReLAGConfig, *, d_model: int, num_heads: int):
-        super().__init__(config, d_model=d_model, num_heads=num_heads)
-        self.norm = GatedRMSNorm(d_model, gate=config.gated, gain_init=config.gain_init, eps=config.eps)
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
 
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, form=self.config.form, block_size=self.config.block_size)
+    def output_norm(self, config, d_model):
+        return GatedRMSNorm(d_model, gate=config.gated, gain_init=config.gain_init, eps=config.eps)
 
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal)
-
-    def post(self, z):
-        return self.norm(z)
 
 
 register(Variant(name="rela_g", config=ReLAGConfig, module=ReLAAttention,

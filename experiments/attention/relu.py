@@ -15,7 +15,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import AttentionModule, Variant, check_qkv, default_scale, scores
+from experiments.attention.base import Variant, check_qkv, default_scale, scores
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
@@ -48,20 +48,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
     return elementwise_attention(q, k, v, causal=causal, scale=scale, form=form, block_size=block_size)
 
 
-class ReLUAttention(AttentionModule):
-    """Also the module of relu_len, which swaps in its own functional core."""
-
-    core = staticmethod(attend)
-    matrix = staticmethod(weights)
-
-    def mix(self, q, k, v, *, causal):
-        return self.core(q, k, v, causal=causal, scale=self.config.scale, form=self.config.form,
-                         block_size=self.config.block_size)
-
-    def head_weights(self, q, k, *, causal):
-        return self.matrix(q, k, causal=causal, scale=self.config.scale)
-
-
-register(Variant(name="relu", config=ReLUConfig, module=ReLUAttention,
+register(Variant(name="relu", config=ReLUConfig,
                  attend=attend, reference=reference, weights=weights,
                  summary="plain ReLU attention, no normalisation (the unstable baseline)"))

@@ -13,7 +13,7 @@ import dataclasses
 from experiments.attention import register
 from experiments.attention.base import Variant, check_qkv, visible_counts
 from experiments.attention._elementwise import elementwise_attention
-from experiments.attention.relu import ReLUAttention, ReLUConfig, relu_scores
+from experiments.attention.relu import ReLUConfig, relu_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +37,6 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
                                  block_size=block_size)
 
 
-class ReLULenAttention(ReLUAttention):
-    core = staticmethod(attend)
-    matrix = staticmethod(weights)
-
-
-register(Variant(name="relu_len", config=ReLULenConfig, module=ReLULenAttention,
+register(Variant(name="relu_len", config=ReLULenConfig,
                  attend=attend, reference=reference, weights=weights,
                  summary="ReLU attention divided by the number of visible keys (Wortsman et al.)"))

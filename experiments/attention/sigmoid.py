@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import (AttentionModule, Variant, causal_mask, check_qkv, default_scale, scores,
+from experiments.attention.base import (Variant, causal_mask, check_qkv, default_scale, scores,
                                         visible_counts)
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
@@ -57,15 +57,6 @@ def attend(q, k, v, *, causal: bool, bias: float | None = None, scale: float | N
                                  bias=0.0 if bias is None else bias, form=form, block_size=block_size)
 
 
-class SigmoidAttention(AttentionModule):
-    def mix(self, q, k, v, *, causal):
-        return attend(q, k, v, causal=causal, bias=self.config.bias, scale=self.config.scale, form=self.config.form,
-                      block_size=self.config.block_size)
-
-    def head_weights(self, q, k, *, causal):
-        return weights(q, k, causal=causal, bias=self.config.bias, scale=self.config.scale)
-
-
-register(Variant(name="sigmoid", config=SigmoidConfig, module=SigmoidAttention,
+register(Variant(name="sigmoid", config=SigmoidConfig,
                  attend=attend, reference=reference, weights=weights,
                  summary="sigmoid attention with bias -log n (Ramapuram et al.)"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from torch import nn
 
 from experiments.attention import register
@@ -34,12 +33,8 @@ class SoftmaxLNAttention(AttentionModule):
     core = staticmethod(attend)
     matrix = staticmethod(weights)
 
-    def __init__(self, config, *, d_model, num_heads):
-        super().__init__(config, d_model=d_model, num_heads=num_heads)
-        self.norm = nn.LayerNorm(d_model, eps=config.ln_eps)
-
-    def post(self, z: torch.Tensor) -> torch.Tensor:
-        return self.norm(z)
+    def output_norm(self, config, d_model):
+        return nn.LayerNorm(d_model, eps=config.ln_eps)
 
 
 register(Variant(name="softmax_ln", config=SoftmaxLNConfig, module=SoftmaxLNAttention,
