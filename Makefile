@@ -58,7 +58,7 @@ help:  ## list the targets
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
-	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 12-17 min measured on the 2-core CPU"
+	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 17 min measured on the 2-core CPU"
 	@echo "make lr-search  the learning-rate search the sweeps' recipe cites -> paper_figs/lr_search/ (committed)"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
@@ -136,7 +136,7 @@ notebooks: $(NOTEBOOKS)
 $(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
 	@mkdir -p $(NOTEBOOK_DIR)
 	$(PY) -m jupytext --quiet --to ipynb --output $@.tmp.ipynb $<
-	PYTHONPATH=$(CURDIR) THEORY_OUT=$(CURDIR)/$(NOTEBOOK_DIR) \
+	PYTHONPATH=$(CURDIR) THEORY_OUT=$(abspath $(NOTEBOOK_DIR)) \
 	  $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 \
 	  $@.tmp.ipynb || { rm -f $@.tmp.ipynb; exit 1; }
 	mv $@.tmp.ipynb $@

@@ -74,6 +74,9 @@ def test_the_smoke_report_is_small_self_contained_and_cites_its_runs(smoke_repor
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5 * 2**20
     assert text.count('<tr class="claim">') == len(CLAIMS)
     assert (folder / "attention_gallery.png").exists(), "the gallery sweep's runs record their attention maps"
+    notebooks = sorted(p.stem for p in (ROOT / "theory").glob("[!_]*.py"))
+    verdicts = sorted(p.stem for p in (folder / "theory" / "verdicts").glob("*.json"))
+    assert verdicts == notebooks, "each notebook writes its verdicts beside the figures, wherever FIG_DIR is"
 
 
 def test_the_smoke_report_in_a_real_browser(smoke_report, tmp_path):
