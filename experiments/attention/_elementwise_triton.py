@@ -102,17 +102,37 @@ def _keys_end(pid_m, TQ, TK, BM: tl.constexpr, CAUSAL: tl.constexpr):
 
 
 @triton.jit
+def _program(H, BLOCK: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
+    """This program's block number along time, the ``BLOCK`` positions it owns, its batch and head, and the
+    head-dimension ranges of keys and values (grid: (time blocks, batch x heads))."""
+    pid = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    return pid, pid * BLOCK + tl.arange(0, BLOCK), pid_bh // H, pid_bh % H, tl.arange(0, BD), tl.arange(0, BDV)
+
+
+@triton.jit
+def _store(ptr, sb, sh, st, sd, bb, hh, idx, dims, T, D, value):
+    """Write ``value``, an ``(idx, dims)`` tile, into a ``(B, H, T, D)`` tensor; nothing past ``T`` and ``D``."""
+    tl.store(ptr + bb * sb + hh * sh + idx[:, None] * st + dims[None, :] * sd, value.to(ptr.dtype.element_ty),
+             mask=(idx[:, None] < T) & (dims[None, :] < D))
+
+
+@triton.jit
+def _query_block(Q, DO, sqb, sqh, sqt, sqd, sob, soh, sot, sod, bb, hh, rows, dims, vdims, TQ, TK, D, DV, bias,
+                 CAUSAL: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr):
+    """What the backward kernels need of a block of queries: ``q``, ``dO`` times the row scale, and the bias."""
+    q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
+    do = _tile(DO, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, False)
+    b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
+    return q, (do.to(tl.float32) * r[:, None]).to(q.dtype), b
+
+
+@triton.jit
 def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, svt, svd, sob, soh, sot, sod,
                 H, TQ, TK, D, DV, scale, bias,
                 CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
                 IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    bb = pid_bh // H
-    hh = pid_bh % H
-    rows = pid_m * BM + tl.arange(0, BM)
-    dims = tl.arange(0, BD)
-    vdims = tl.arange(0, BDV)
+    pid_m, rows, bb, hh, dims, vdims = _program(H, BM, BD, BDV)
     q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
     b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
     acc = tl.zeros((BM, BDV), dtype=tl.float32)
@@ -122,9 +142,7 @@ def _fwd_kernel(Q, K, V, O, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh, sv
         v = _tile(V, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, False)
         _, p, _ = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
         acc += _dot(p.to(v.dtype), v, IEEE)
-    acc = acc * r[:, None]
-    tl.store(O + bb * sob + hh * soh + rows[:, None] * sot + vdims[None, :] * sod, acc.to(O.dtype.element_ty),
-             mask=(rows[:, None] < TQ) & (vdims[None, :] < DV))
+    _store(O, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, acc * r[:, None])
 
 
 @triton.jit
@@ -133,13 +151,7 @@ def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, s
                  CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
                  IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
     """dK and dV of one key block; Q, K, V, DO strides are shared by DK/DV (contiguous like K, V)."""
-    pid_n = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    bb = pid_bh // H
-    hh = pid_bh % H
-    cols = pid_n * BN + tl.arange(0, BN)
-    dims = tl.arange(0, BD)
-    vdims = tl.arange(0, BDV)
+    pid_n, cols, bb, hh, dims, vdims = _program(H, BN, BD, BDV)
     kt = _tile(K, skb, skh, skt, skd, bb, hh, cols, dims, TK, D, True)
     vt = _tile(V, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, True)
     dk = tl.zeros((BN, BD), dtype=tl.float32)
@@ -149,20 +161,15 @@ def _dkdv_kernel(Q, K, V, DO, DK, DV_, sqb, sqh, sqt, sqd, skb, skh, skt, skd, s
         lo = tl.maximum(pid_n * BN - (TK - TQ), 0) // BM * BM
     for start in range(lo, TQ, BM):
         rows = start + tl.arange(0, BM)
-        q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
-        do = _tile(DO, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, False)
-        b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
-        do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
+        q, do, b = _query_block(Q, DO, sqb, sqh, sqt, sqd, sob, soh, sot, sod, bb, hh, rows, dims, vdims, TQ, TK, D,
+                                DV, bias, CAUSAL, BIAS_MODE, ROW_MODE)
         s, p, valid = _weights(q, kt, b, rows, cols, TQ, TK, scale, CAUSAL, ACT, IEEE)
         dv += _dot(tl.trans(p.to(q.dtype)), do, IEEE)
         dp = _dot(do, vt, IEEE)
         ds = _score_grad(s, p, valid, dp, ACT)
         dk += _dot(tl.trans(ds.to(q.dtype)), q, IEEE)
-    dk = dk * scale
-    tl.store(DK + bb * skb + hh * skh + cols[:, None] * skt + dims[None, :] * skd, dk.to(DK.dtype.element_ty),
-             mask=(cols[:, None] < TK) & (dims[None, :] < D))
-    tl.store(DV_ + bb * svb + hh * svh + cols[:, None] * svt + vdims[None, :] * svd, dv.to(DV_.dtype.element_ty),
-             mask=(cols[:, None] < TK) & (vdims[None, :] < DV))
+    _store(DK, skb, skh, skt, skd, bb, hh, cols, dims, TK, D, dk * scale)
+    _store(DV_, svb, svh, svt, svd, bb, hh, cols, vdims, TK, DV, dv)
 
 
 @triton.jit
@@ -171,17 +178,9 @@ def _dq_kernel(Q, K, V, DO, DQ, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh
                CAUSAL: tl.constexpr, ACT: tl.constexpr, BIAS_MODE: tl.constexpr, ROW_MODE: tl.constexpr,
                IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr):
     """dQ of one query block (DQ strided like Q)."""
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    bb = pid_bh // H
-    hh = pid_bh % H
-    rows = pid_m * BM + tl.arange(0, BM)
-    dims = tl.arange(0, BD)
-    vdims = tl.arange(0, BDV)
-    q = _tile(Q, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, False)
-    do = _tile(DO, sob, soh, sot, sod, bb, hh, rows, vdims, TQ, DV, False)
-    b, r = _row_terms(rows, TQ, TK, bias, CAUSAL, BIAS_MODE, ROW_MODE)
-    do = (do.to(tl.float32) * r[:, None]).to(q.dtype)
+    pid_m, rows, bb, hh, dims, vdims = _program(H, BM, BD, BDV)
+    q, do, b = _query_block(Q, DO, sqb, sqh, sqt, sqd, sob, soh, sot, sod, bb, hh, rows, dims, vdims, TQ, TK, D, DV,
+                            bias, CAUSAL, BIAS_MODE, ROW_MODE)
     dq = tl.zeros((BM, BD), dtype=tl.float32)
     for start in range(0, _keys_end(pid_m, TQ, TK, BM, CAUSAL), BN):
         cols = start + tl.arange(0, BN)
@@ -191,9 +190,7 @@ def _dq_kernel(Q, K, V, DO, DQ, sqb, sqh, sqt, sqd, skb, skh, skt, skd, svb, svh
         dp = _dot(do, vt, IEEE)
         ds = _score_grad(s, p, valid, dp, ACT)
         dq += _dot(ds.to(q.dtype), tl.trans(kt), IEEE)
-    dq = dq * scale
-    tl.store(DQ + bb * sqb + hh * sqh + rows[:, None] * sqt + dims[None, :] * sqd, dq.to(DQ.dtype.element_ty),
-             mask=(rows[:, None] < TQ) & (dims[None, :] < D))
+    _store(DQ, sqb, sqh, sqt, sqd, bb, hh, rows, dims, TQ, D, dq * scale)
 
 
 def _strides(*tensors: torch.Tensor) -> list[int]:
