@@ -97,7 +97,6 @@ class ReLAAttention(AttentionModule):
         return GatedRMSNorm(d_model, gate=config.gated, gain_init=config.gain_init, eps=config.eps)
 
 
-
 register(Variant(name="rela_g", config=ReLAGConfig, module=ReLAAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="ReLA-g: ReLU weights, gated RMSNorm over the heads (as in the authors' code)"),
