@@ -48,7 +48,14 @@ BENCH_OUT := benchmarks/scaling_$(if $(HAS_GPU),gpu,cpu).json
 
 REPORT := $(FIG_DIR)/index.html
 
-.PHONY: help all figures notebooks ledger report test setup clean clean-results bench lr-search
+# nvidia-smi decides the default profile, torch decides the device a run trains on: when they disagree
+# (a GPU, but this interpreter's torch has no CUDA) the full profile would run, for days, on the CPU.
+# Expanded only when a sweep or benchmark is about to run; $(error) stops make with that one line.
+CUDA_IN_TORCH = $(shell $(PY) -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null)
+DEVICE_MISMATCH := nvidia-smi lists a GPU but the torch of $(PY) cannot use CUDA, so PROFILE=full would \
+  train on the CPU: use PYTHON=<an interpreter whose torch has CUDA>, or PROFILE=quick
+
+.PHONY: help all figures notebooks ledger report test setup clean clean-results bench lr-search check-device kernels plan
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
@@ -59,6 +66,8 @@ help:  ## list the targets
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
 	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 17 min measured on the 2-core CPU"
+	@echo "make plan     what PROFILE=$(PROFILE) would run: runs, steps, FLOPs, estimated time on this device"
+	@echo "make kernels  compile every Triton kernel for sm_80/sm_90 (no GPU needed) -> benchmarks/triton_compile.md"
 	@echo "make lr-search  the learning-rate search the sweeps' recipe cites -> paper_figs/lr_search/ (committed)"
 	@echo "make setup    create .venv and install the project (done by the others)"
 	@echo "make clean    remove figures built for PROFILE and the install stamp"
@@ -69,7 +78,22 @@ all: figures notebooks ledger report
 
 report: $(REPORT)
 
-bench: $(STAMP)  ## always reruns: timings are measurements, not build products
+# Nothing runs: each sweep's runs, steps, FLOPs and estimated wall time at PROFILE on this device
+# (to plan for another card: PLAN_FLAGS='--device-name "NVIDIA H100 80GB HBM3"').
+plan: $(STAMP)
+	$(PY) -m experiments.plan --profile $(PROFILE) --workers $(WORKERS) --sweeps $(SWEEPS) $(PLAN_FLAGS)
+
+# Every Triton kernel compiled for sm_80 and sm_90 (no GPU needed): registers, spills, shared memory.
+kernels: benchmarks/triton_compile.md
+
+benchmarks/triton_compile.md: experiments/kernel_compile.py experiments/attention/_elementwise_triton.py | $(STAMP)
+	env -u TRITON_INTERPRET $(PY) -m experiments.kernel_compile --out $@ --workers $(WORKERS)
+
+check-device:
+	$(if $(and $(HAS_GPU),$(filter full,$(PROFILE))),$(if $(filter 1,$(CUDA_IN_TORCH)),,$(error $(DEVICE_MISMATCH))))
+	@:
+
+bench: $(STAMP) | check-device  ## always reruns: timings are measurements, not build products
 	$(PY) -m experiments.bench_scaling --out $(BENCH_OUT) $(BENCH_FLAGS)
 
 ledger: $(LEDGER)
@@ -96,14 +120,14 @@ test: $(STAMP)
 LR_DIR := paper_figs/lr_search
 lr-search: $(LR_DIR)/$(PROFILE).md
 
-$(LR_DIR)/$(PROFILE).csv: experiments/sweeps/lr_search.py experiments/sweeps/_common.py $(SOURCES) | $(STAMP)
+$(LR_DIR)/$(PROFILE).csv: experiments/sweeps/lr_search.py experiments/sweeps/_common.py $(SOURCES) | $(STAMP) check-device
 	$(PY) -m experiments.sweep lr_search --profile $(PROFILE) --workers $(WORKERS) --csv $@
 
 $(LR_DIR)/$(PROFILE).md: $(LR_DIR)/$(PROFILE).csv
 	$(PY) -m experiments.sweeps.lr_search $< $@
 
 # One CSV per sweep: runs whatever is not in the result cache, then collects.
-$(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP)
+$(FIG_DIR)/%.csv: experiments/sweeps/%.py $(SOURCES) | $(STAMP) check-device
 	$(PY) -m experiments.sweep $* --profile $(PROFILE) --workers $(WORKERS) --csv $@
 
 # One plot script per figure; editing it rebuilds the figure (and nothing else).
@@ -111,7 +135,7 @@ $(FIG_DIR)/%.png: $(FIG_DIR)/%.csv paper_figs/plot_%.py paper_figs/_plot.py pape
 	$(PY) -m paper_figs.plot_$* $< $@
 
 # Speed (R4): forward+backward time of the variants ReLA compares, relative to softmax, one run.
-$(FIG_DIR)/speed.json: experiments/bench_scaling.py $(SOURCES) | $(STAMP)
+$(FIG_DIR)/speed.json: experiments/bench_scaling.py $(SOURCES) | $(STAMP) check-device
 	$(PY) -m experiments.bench_scaling --out $@ --cases defaults --no-training --no-plot $(BENCH_ARGS) \
 	  --only $(BENCH_VARIANTS)
 

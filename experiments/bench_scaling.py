@@ -137,9 +137,9 @@ WARMUP_SECONDS, TIMED_SECONDS, MAX_RUNS = 0.2, 0.5, 50
 
 
 def _timed(step, settings: dict[str, Any]) -> list[float]:
-    """Seconds of repeated calls of ``step``. Warm-up: one call (it compiles kernels on first use), then more
-    until ``WARMUP_SECONDS`` have passed (a fresh process's first runs also pay for the pages its heap
-    grows into). Timed: ``settings["repeats"]`` calls, or more until ``TIMED_SECONDS`` for a fast one (at
+    """Seconds of repeated calls of ``step``, whose kernels are already compiled (:func:`measure_kernel` calls
+    it once first). Warm-up: one call, then more until ``WARMUP_SECONDS`` have passed (a fresh process's first
+    runs also pay for the pages its heap grows into). Timed: ``settings["repeats"]`` calls, or more until ``TIMED_SECONDS`` for a fast one (at
     most ``MAX_RUNS``); a single timed call once one takes longer than ``settings["max_seconds"]``."""
     def once():
         start = time.perf_counter()
@@ -173,12 +173,14 @@ def measure_kernel(case: dict[str, Any], settings: dict[str, Any]) -> list[dict[
                 fn(q, k, v).float().sum().backward()
                 _sync(device)
 
+            if not rows:  # a first call compiles the case's Triton kernels (seconds): never time it
+                step()
             times = _timed(step, settings)
             for t in (q, k, v):
                 t.grad = None
             with PeakMemory(device) as memory:
                 step()
-            row.update(seconds=statistics.median(times), peak_bytes=memory.peak)
+            row.update(seconds=statistics.median(times), timed_runs=len(times), peak_bytes=memory.peak)
         except torch.OutOfMemoryError:
             row.update(seconds=None, peak_bytes=None, error="out of memory")
         rows.append(row)

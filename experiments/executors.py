@@ -113,19 +113,27 @@ class LocalExecutor:
                 yield index, fn(*args)
             return
         context = multiprocessing.get_context("spawn")
-        gpu_ids = None
-        if self.gpus:
-            gpu_ids = context.Queue()
-            for worker in range(self.workers):
-                gpu_ids.put(worker % self.gpus)
         remaining = dict(enumerate(calls))
         while remaining:
-            yield from self._one_pool(context, gpu_ids, fn, remaining)
+            yield from self._one_pool(context, fn, remaining)
 
-    def _one_pool(self, context: Any, gpu_ids: Any, fn: Callable[..., Any],
+    def _gpu_ids(self, context: Any) -> Any:
+        """A queue of one GPU id per worker of a new pool (round robin), or None on CPU.
+
+        Each pool needs its own: its workers take every id at start-up, so a pool rebuilt after a worker
+        died would otherwise wait forever for an id.
+        """
+        if not self.gpus:
+            return None
+        gpu_ids = context.Queue()
+        for worker in range(self.workers):
+            gpu_ids.put(worker % self.gpus)
+        return gpu_ids
+
+    def _one_pool(self, context: Any, fn: Callable[..., Any],
                   remaining: dict[int, tuple]) -> Iterator[tuple[int, Any]]:
         """Run ``remaining`` (index -> args) on one pool until they finish or a worker dies; removes what ended."""
-        started = context.Queue()
+        started, gpu_ids = context.Queue(), self._gpu_ids(context)
         with futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                          initargs=(gpu_ids, True, started)) as pool:
             pending = {pool.submit(_tracked, fn, index, *args): index for index, args in remaining.items()}

@@ -118,24 +118,50 @@ def learning(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
     return {"chance": synthetic.chance(config.task), "learned_threshold": threshold, "learned": int(learned)}
 
 
-def estimated_bytes(config: RunConfig) -> dict[str, int]:
-    """A rough upper estimate of a run's memory: parameters with their gradients and AdamW moments, activations.
+EVAL_BATCH = 250  # evaluation runs in chunks of this many examples (experiments.train.evaluate)
 
-    Activations count every layer's residual-width tensors, its MLP, a
-    materialised (B, H, T, T) attention map with its backward, and the
-    logits; enough to refuse a config that cannot fit before anything is
-    allocated, not to predict the peak.
+
+def holds_matrix(attention_config: Any, device: str, queries: int, keys: int, head_dim: int) -> bool:
+    """Whether this attention keeps a ``(B, H, Tq, Tk)`` tensor while it runs on ``device``.
+
+    A config says so through ``holds_matrix(device=, queries=, keys=, head_dim=)`` (SDPA, the fused and
+    blockwise kernels and the chunked linear forms hold none); a config that does not say is assumed to.
+    """
+    says = getattr(attention_config, "holds_matrix", None)
+    return True if says is None else bool(says(device=device, queries=queries, keys=keys, head_dim=head_dim))
+
+
+def estimated_bytes(config: RunConfig) -> dict[str, int]:
+    """A rough upper estimate of a run's memory on its device: parameters with their gradients and AdamW
+    moments, plus the larger of training's and evaluation's activations.
+
+    Training keeps, for the backward, every layer's residual-width tensors,
+    its MLP, the attention's ``(B, H, T, T)`` map with its backward where the
+    attention holds one on this device (:func:`holds_matrix`), and the logits.
+    Evaluation runs without gradients in chunks of :data:`EVAL_BATCH`: one
+    layer's tensors are alive at a time, with at most one map, and the logits.
+    Enough to refuse a config that cannot fit before anything is allocated,
+    not to predict the peak.
     """
     task, model, train = config.task, config.model, config.train
     vocab, width, layers, ratio = task.vocab_size, model.d_model, model.num_layers, model.mlp_ratio
     length = max(task.seq_len, getattr(task, "source_len", 0))
+    longest = max([length, *(at_length(task, n).seq_len for n in train.test_lengths)])  # evaluated at these too
     stacks = 2 if synthetic.kind_of(task) == "seq2seq" else 1  # an encoder and a decoder
     per_layer = (4 * stacks + 2 * ratio * stacks + 4 * (stacks - 1)) * width * width  # q,k,v,o; MLP; cross-attention
     parameters = 2 * vocab * width + 2 * length * width + layers * per_layer
-    batch = max(train.batch_size, min(task.num_test_examples, 250))  # evaluation runs in chunks of 250
-    activations = 4 * stacks * layers * batch * length * (width * (12 + 3 * ratio) + 3 * model.num_heads * length)
-    activations += 4 * 3 * batch * length * vocab
-    return {"parameters": 16 * parameters, "activations": activations, "total": 16 * parameters + activations}
+
+    def activations(batch: int, tokens: int, live_layers: int, copies: int) -> int:
+        """Bytes (fp32) of ``live_layers`` layers' tensors and ``copies`` of each map and of the logits."""
+        matrix = holds_matrix(model.attention, config.device_type(), tokens, tokens, width // model.num_heads)
+        per_token = live_layers * stacks * (width * (12 + 3 * ratio) + copies * (model.num_heads * tokens
+                                                                                   if matrix else 0))
+        return 4 * batch * tokens * (per_token + copies * vocab)
+
+    training = activations(train.batch_size, length, layers, 3)  # forward values, their gradients, the backward's
+    evaluation = activations(min(task.num_test_examples, EVAL_BATCH), longest, 1, 2)  # no gradients: one layer
+    return {"parameters": 16 * parameters, "activations": max(training, evaluation),
+            "total": 16 * parameters + max(training, evaluation)}
 
 
 def available_bytes(device: str) -> int:
@@ -160,8 +186,9 @@ def check_compatible(config: RunConfig) -> None:
     """Refuse (ConfigError) options that would only fail once training starts, for the device the run uses.
 
     An attention config with such options defines ``check_run(positions=,
-    device=)`` (the element-wise forms: fused needs CUDA; the linear family:
-    cosFormer's fixed length); the others have nothing to check.
+    device=, head_dim=)`` (the element-wise forms: fused needs CUDA and a head
+    dim it has blocks for; the linear family: cosFormer's fixed length); the
+    others have nothing to check.
     """
     lengths = [at_length(config.task, n).seq_len for n in config.train.test_lengths]  # each a valid task
     if lengths and config.model.positions == "learned" and max(lengths) > config.task.seq_len:
@@ -170,7 +197,7 @@ def check_compatible(config: RunConfig) -> None:
     check_run = getattr(config.model.attention, "check_run", None)
     if check_run is not None:
         check_run(positions=max(config.task.seq_len, getattr(config.task, "source_len", 0), *lengths),
-                  device=torch.device(config.device_type()))
+                  device=torch.device(config.device_type()), head_dim=config.model.d_model // config.model.num_heads)
 
 
 def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: bool = True,

@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the run ids and exit")
     parser.add_argument("--status", action="store_true",
                         help="print the sweep's progress (done, running, failed) from the cache and exit")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the sweep's runs, steps, FLOPs and estimated wall time on this device "
+                             "(experiments.plan) and exit; runs nothing, writes nothing")
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="run only the K-th of N interleaved slices of the sweep (1 <= K <= N) and write no "
                              "CSV: for doing a long sweep in chunks, e.g. one per job; collect with a plain run")
@@ -259,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         shard = _parse_shard(args.shard)
         if shard is None:
             parser.error(f"--shard must be K/N with integers 1 <= K <= N <= 100000, got {args.shard!r}")
-    if args.csv is None and not (args.list or args.status or shard):
-        parser.error("--csv is required (or --list / --status / --shard)")
+    if args.csv is None and not (args.list or args.status or args.plan or shard):
+        parser.error("--csv is required (or --list / --status / --plan / --shard)")
     is_file = args.name.endswith(".json")
     if is_file and (args.list or args.status) and args.profile is None:
         return _stream_file(args, shard, parser)
@@ -277,6 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor != "local":  # jobs may run on other machines: pin 'auto' to the jobs' device
         device = "cuda" if args.gpus_per_job else "cpu"
         configs = [c.on(device) if c.train.device == "auto" else c for c in configs]
+    if args.plan:  # before the results folder is made or any config is checked against this machine
+        from experiments import plan
+
+        try:
+            device = plan.make_device(configs[0].device_type() if configs else "auto")
+            print(plan.table([plan.plan_sweep(sweep_name, configs, device, args.workers)], device, args.workers,
+                             profile))
+        except ConfigError as error:
+            parser.error(str(error))
+        return 0
     try:
         check_results_dir(args.results_dir)
         if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs

@@ -30,6 +30,7 @@ Constraints: ``V >= 4``; ``source_len >= 1``; probabilities in [0, 1].
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -65,8 +66,12 @@ class AlignmentConfig:
         return 2 * self.source_len + 1
 
 
-def lexicons(config: AlignmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two ``(V,)`` maps from source token to target token (identity on special tokens)."""
+@functools.lru_cache(maxsize=16)
+def lexicons(config: AlignmentConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ``(V,)`` maps from source token to target token (identity on special tokens).
+
+    Drawn on the CPU and cached per (config, device), as the memorisation table is; callers only read them.
+    """
     generator = torch.Generator().manual_seed(config.lexicon_seed)
     content = config.vocab_size - FIRST_CONTENT
     maps = []
@@ -74,7 +79,7 @@ def lexicons(config: AlignmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
         table = torch.arange(config.vocab_size)
         table[FIRST_CONTENT:] = torch.randperm(content, generator=generator) + FIRST_CONTENT
         maps.append(table)
-    return maps[0], maps[1]
+    return maps[0].to(device), maps[1].to(device)
 
 
 def _order(config: AlignmentConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -97,7 +102,7 @@ def _order(config: AlignmentConfig, batch: int, generator: torch.Generator) -> t
 
 def generate(config: AlignmentConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device, batch, length = generator.device, num_examples, config.source_len
-    first, second = (t.to(device) for t in lexicons(config))
+    first, second = lexicons(config, device)
     source = torch.randint(FIRST_CONTENT, config.vocab_size, (batch, length), generator=generator, device=device)
     fertile = torch.rand(batch, length, generator=generator, device=device) < config.fertility_prob  # per source
     order = _order(config, batch, generator)  # (B, S)

@@ -27,6 +27,7 @@ multiple of ``key_tokens + 1``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 
@@ -58,8 +59,14 @@ class MemorisationConfig:
         require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
-def fact_table(config: MemorisationConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys ``(num_facts, key_tokens)`` and values ``(num_facts,)``, the same for every split and device."""
+@functools.lru_cache(maxsize=16)
+def fact_table(config: MemorisationConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys ``(num_facts, key_tokens)`` and values ``(num_facts,)``, the same for every split and device.
+
+    Drawn on the CPU (so every device gets the same table) and cached per (config, device): a training
+    step indexes a table already on its device instead of rebuilding it and waiting on a host-to-device
+    copy. The tensors are shared between calls, so callers only read them.
+    """
     generator = torch.Generator().manual_seed(config.map_seed)
     half = config.vocab_size // 2
     base = half - 1
@@ -67,12 +74,12 @@ def fact_table(config: MemorisationConfig) -> tuple[torch.Tensor, torch.Tensor]:
     digits = [(index // base**i) % base for i in range(config.key_tokens)]
     keys = torch.stack(digits[::-1], dim=1) + 1
     values = torch.randint(half, config.vocab_size, (config.num_facts,), generator=generator)
-    return keys, values
+    return keys.to(device), values.to(device)
 
 
 def generate(config: MemorisationConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device, width = generator.device, config.key_tokens + 1
-    keys, values = (t.to(device) for t in fact_table(config))
+    keys, values = fact_table(config, device)
     which = torch.randint(config.num_facts, (num_examples, config.seq_len // width), generator=generator,
                           device=device)
     blocks = torch.cat([keys[which], values[which].unsqueeze(-1)], dim=-1)  # (B, facts, key_tokens + 1)

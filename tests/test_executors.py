@@ -133,6 +133,34 @@ def test_executors_share_one_interface_and_report_every_call():
         make_executor("pbs", workers=1, folder=".")
 
 
+def _die_first(index: int, marker: str) -> tuple[int, str]:
+    """Call 0 kills its worker the first time; every call returns the GPU its worker was given."""
+    if index == 0 and not os.path.exists(marker):
+        Path(marker).touch()
+        time.sleep(0.5)  # as a run would: the worker has said which call it started before it dies
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    return index, os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def _gpu_pool_after_a_death(marker: str) -> None:
+    outcomes = dict(LocalExecutor(2, gpus=2).map(_die_first, [(i, marker) for i in range(4)]))
+    print(json.dumps({str(i): o.reason if isinstance(o, Lost) else o for i, o in outcomes.items()}))
+
+
+def test_a_gpu_pool_rebuilt_after_a_worker_died_gives_its_workers_devices(tmp_path):
+    # each pool's workers take one GPU id each at start-up; a rebuilt pool whose queue was already empty
+    # would wait forever for one (in a subprocess, so that a hang fails the test instead of the session)
+    code = f"import test_executors as t; t._gpu_pool_after_a_death({str(tmp_path / 'died')!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = json.loads(done.stdout.splitlines()[-1])
+    assert "worker died: signal 9" in outcomes.pop("0")
+    assert sorted(outcomes) == ["1", "2", "3"]
+    assert {device for _, device in outcomes.values()} <= {"0", "1"}
+
+
 @pytest.fixture
 def importable_tests(monkeypatch):
     """Jobs unpickle this module's functions by name: let their interpreter find it."""

@@ -7,6 +7,8 @@ trusted, files of the wrong shape at a result path, Ctrl-C.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import os
@@ -246,6 +248,32 @@ def test_the_memory_estimate_grows_with_the_config_and_passes_the_recipe():
     assert runs.estimated_bytes(wide)["total"] > 100 * runs.estimated_bytes(small)["total"]
     for config in sweep.sweep_configs("mqar_pairs", "quick"):
         runs.check_fits(config)  # the quick profile fits this machine by a wide margin
+
+
+def test_the_full_long_context_sweep_fits_an_80_gb_gpu_and_a_held_map_still_counts():
+    # evaluation holds no gradients and one layer at a time; neither SDPA nor the fused kernel keeps a T x T
+    # map: counted as training with maps, T=2048 came to about 100 GiB
+    gpu = 80 * 10**9
+    for config in sweep.sweep_configs("long_context", "full"):
+        need = runs.estimated_bytes(config.on("cuda"))["total"]
+        assert need < 0.9 * gpu, f"{config.run_id()}: {need / 2**30:.1f} GiB"
+    longest = max((c for c in sweep.sweep_configs("long_context", "full") if c.attention_name == "reluformer"),
+                  key=lambda c: c.task.seq_len).on("cuda")
+    attention = longest.model.attention
+    materialised = dataclasses.replace(longest, model=dataclasses.replace(
+        longest.model, attention=dataclasses.replace(attention, form="materialised")))
+    held = runs.estimated_bytes(materialised)["activations"]
+    assert held > 10 * runs.estimated_bytes(longest)["activations"]  # 3 (B, H, T, T) maps per layer, counted
+    assert held > 3 * 4 * longest.train.batch_size * longest.model.num_heads * longest.task.seq_len**2
+
+
+def test_the_memory_estimate_counts_evaluation_at_the_longest_test_length():
+    small = smoke_config()
+    data = small.to_dict()
+    data["model"]["positions"] = "none"
+    data["train"]["test_lengths"] = [8 * small.task.seq_len]
+    longer = runs.RunConfig.from_dict(data)
+    assert runs.estimated_bytes(longer)["total"] > runs.estimated_bytes(small)["total"]
 
 
 @pytest.mark.parametrize("grid, message", [

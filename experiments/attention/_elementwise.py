@@ -20,9 +20,9 @@ with no rescaling at all. Three forms compute it:
   (:mod:`experiments.attention._elementwise_triton`). Runs on CUDA, or on
   CPU tensors under ``TRITON_INTERPRET=1`` (fp32 only).
 
-``auto`` picks ``fused`` on CUDA when Triton is installed, otherwise
-``materialised`` up to :data:`MATERIALISE_MAX` weights per head and
-``blockwise`` above.
+``auto`` picks ``fused`` on CUDA when Triton is installed and the kernel
+takes the head dim at the inputs' dtype (:data:`FUSED_HEAD_DIMS`), otherwise ``materialised`` up to
+:data:`MATERIALISE_MAX` weights per head and ``blockwise`` above.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ ACTIVATIONS = ("relu", "sigmoid")
 BIAS_MODES = ("none", "log_n", "constant")  # b_i = 0, -log n_i, or a given constant
 ROW_MODES = ("none", "count", "sqrt_half_count")  # r_i = 1, 1 / n_i, 1 / sqrt(n_i / 2)
 MATERIALISE_MAX = 1 << 20  # auto: materialise up to this many weights per head (1024 x 1024)
+# the fused kernel's largest head dim per input dtype: where its block tables have a configuration that
+# does not spill (see _elementwise_triton.BLOCKS_16BIT / BLOCKS_FP32)
+FUSED_HEAD_DIMS = {torch.float16: 128, torch.bfloat16: 128, torch.float32: 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +59,20 @@ class ElementwiseForm:
         check_choices(self)
         require(self.block_size >= 1, f"block_size must be positive, got {self.block_size}")
 
-    def check_run(self, *, positions: int, device: torch.device) -> None:
-        """Refuse, before training, a form this device cannot run (the fused kernel needs Triton and CUDA)."""
+    def check_run(self, *, positions: int, device: torch.device, head_dim: int | None = None) -> None:
+        """Refuse, before training, a form this device cannot run (the fused kernel needs Triton and CUDA, and
+        a head dim it has blocks for)."""
         require(self.form != "fused" or fused_available(device),
                 f"model.attention.form=fused needs Triton and a CUDA device; this run trains on {device.type}: "
                 "use auto, materialised or blockwise")
+        limit = fused_max_head_dim(torch.bfloat16)  # what training on CUDA autocasts to
+        require(self.form != "fused" or head_dim is None or head_dim <= limit,
+                f"model.attention.form=fused takes head dims up to {limit}, this model's is {head_dim}: "
+                "use auto, materialised or blockwise, or more heads")
+
+    def holds_matrix(self, *, device: str, queries: int, keys: int, head_dim: int) -> bool:
+        """Only the materialised form keeps a ``(Tq, Tk)`` matrix per head."""
+        return planned_form(self.form, torch.device(device), queries, keys, head_dim) == "materialised"
 
 
 def _row_terms(tq: int, tk: int, *, causal: bool, bias_mode: str, bias: float, row_mode: str, device, dtype):
@@ -186,12 +198,26 @@ def fused_available(device: torch.device) -> bool:
     return True
 
 
-def resolve_form(form: str, q: torch.Tensor, tk: int) -> str:
+def fused_max_head_dim(dtype: torch.dtype) -> int:
+    """The largest head dim the fused kernel takes at ``dtype`` (0: a dtype it does not take)."""
+    return FUSED_HEAD_DIMS.get(dtype, 0)
+
+
+def planned_form(form: str, device: torch.device, queries: int, keys: int, head_dim: int,
+                 dtype: torch.dtype = torch.bfloat16) -> str:
+    """The form ``form`` runs as: ``auto`` is fused on CUDA (Triton installed, a head dim the kernel takes at
+    ``dtype``; training on CUDA autocasts to bf16), otherwise materialised up to :data:`MATERIALISE_MAX` weights
+    per head, blockwise above."""
     if form != "auto":
         return form
-    if q.is_cuda and fused_available(q.device):
+    if device.type == "cuda" and head_dim <= fused_max_head_dim(dtype) and fused_available(device):
         return "fused"
-    return "materialised" if q.shape[-2] * tk <= MATERIALISE_MAX else "blockwise"
+    return "materialised" if queries * keys <= MATERIALISE_MAX else "blockwise"
+
+
+def resolve_form(form: str, q: torch.Tensor, tk: int, dv: int | None = None) -> str:
+    """:func:`planned_form` for queries ``q`` against ``tk`` keys (values of width ``dv``, default q's)."""
+    return planned_form(form, q.device, q.shape[-2], tk, max(q.shape[-1], dv or 0), q.dtype)
 
 
 def elementwise_attention(q, k, v, *, causal: bool, scale: float | None = None, activation: str = "relu",
@@ -204,7 +230,7 @@ def elementwise_attention(q, k, v, *, causal: bool, scale: float | None = None, 
     tq, tk = q.shape[-2], k.shape[-2]
     if causal and tq > tk:
         raise ValueError(f"causal attention needs at most as many queries ({tq}) as keys ({tk})")
-    form = resolve_form(form, q, tk)
+    form = resolve_form(form, q, tk, v.shape[-1])
     if form == "materialised":
         return materialised_weights(q, k, causal=causal, scale=scale, activation=activation, bias_mode=bias_mode,
                                     bias=bias, row_mode=row_mode) @ v

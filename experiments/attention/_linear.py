@@ -66,11 +66,15 @@ class LinearFamilyConfig:
         require(self.dpfp_nu >= 1, f"dpfp_nu must be positive, got {self.dpfp_nu}")
         require(self.cos_max_len >= 1, f"cos_max_len must be positive, got {self.cos_max_len}")
 
-    def check_run(self, *, positions: int, device: torch.device) -> None:
+    def check_run(self, *, positions: int, device: torch.device, head_dim: int | None = None) -> None:
         """Refuse, before training, cosFormer features whose fixed length is shorter than the sequences."""
         require(self.feature_map != "cosformer" or self.cos_max_len >= positions,
                 f"model.attention.cos_max_len={self.cos_max_len} must be at least the longest sequence, "
                 f"{positions} tokens")
+
+    def holds_matrix(self, *, device: str, queries: int, keys: int, head_dim: int) -> bool:
+        """The parallel form keeps the masked ``(Tq, Tk)`` score matrix; chunked and recurrent keep states."""
+        return self.form == "parallel"
 
 
 def build_features(config: LinearFamilyConfig, head_dim: int) -> FeatureMap:

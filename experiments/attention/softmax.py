@@ -19,7 +19,9 @@ from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_
 
 @dataclasses.dataclass(frozen=True)
 class SoftmaxConfig(ScaleConfig):
-    pass
+    def holds_matrix(self, *, device: str, queries: int, keys: int, head_dim: int) -> bool:
+        """PyTorch's SDPA (flash or memory-efficient kernels, on CUDA and CPU) keeps no ``(Tq, Tk)`` matrix."""
+        return False
 
 
 def weights(q: torch.Tensor, k: torch.Tensor, *, causal: bool, scale: float | None = None) -> torch.Tensor:
