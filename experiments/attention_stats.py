@@ -106,6 +106,12 @@ def first_mass(weights: torch.Tensor, *, causal: bool) -> torch.Tensor:
     return (share * counted).sum(dim=(0, 2)) / counted.sum(dim=(0, 2)).clamp_min(1)
 
 
+def row_mass(weights: torch.Tensor, *, causal: bool) -> torch.Tensor:
+    """Mean of each row's total weight ``sum_j w_ij``: 1 for a normalised variant; for an unnormalised one the
+    scale its output takes from the number of keys and the score scale."""
+    return weights.double().sum(dim=-1).mean(dim=(0, 2))
+
+
 STATISTICS = {
     "sparsity": sparsity_rate,
     "null_rate": null_rate,
@@ -113,6 +119,7 @@ STATISTICS = {
     "head_diversity": head_diversity,
     "top_mass": top_mass,
     "first_mass": first_mass,
+    "row_mass": row_mass,
 }
 
 

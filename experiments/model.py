@@ -5,7 +5,10 @@ Pre-norm blocks (``x + attn(LN(x))``, then ``x + mlp(LN(x))``) as in GPT-2
 token mixing before the first block (:class:`TokenMixing`), GPT-2's
 initialisation (normal(0, 0.02), residual output projections scaled by
 ``1/sqrt(2 * num_layers)``) and, optionally, tied input and output
-embeddings. The attention is any registered variant, built from its frozen config, so the
+embeddings. The setting the ReLA authors trained in is a set of knobs:
+post-norm blocks (``LN(x + attn(x))``, Vaswani et al. 2017, arXiv
+1706.03762), uniform unit-scaling initialisation with embeddings scaled by
+``sqrt(d)`` (``init=unit_scaling``), and sinusoidal positions. The attention is any registered variant, built from its frozen config, so the
 model never names a variant.
 """
 
@@ -29,7 +32,9 @@ _ACTIVATIONS = {
 }
 MLP_ACTIVATIONS = tuple(_ACTIVATIONS)
 TOKEN_MIXINGS = ("none", "shift", "conv")
-POSITIONS = ("learned", "none")
+POSITIONS = ("learned", "none", "sinusoidal")
+NORM_PLACEMENTS = ("pre", "post")
+INITS = ("gpt2", "unit_scaling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +54,15 @@ class ModelConfig:
     conv_width: int = param(4, "taps of the conv token mixing (the token itself and conv_width - 1 before it)")
     positions: str = param("learned", "position information: learned absolute embeddings (up to the task's "
                            "length), or none (NoPE: order only through the causal mask, the token mixing and "
-                           "the variant itself; any length)", choices=POSITIONS, added=True)
+                           "the variant itself; any length), or sinusoidal (fixed sin/cos, Vaswani et al. "
+                           "2017; any length)", choices=POSITIONS, added=True)
+    norm_placement: str = param("pre", "each sub-layer's LayerNorm: pre (x + f(LN(x)), GPT-2, with a final LayerNorm "
+                                "before the head) or post (LN(x + f(x)), Vaswani et al. 2017 and the ReLA authors' "
+                                "code, arXiv 2104.07012)", choices=NORM_PLACEMENTS, added=True)
+    init: str = param("gpt2", "initialisation: gpt2 (normal(0, 0.02), residual output projections scaled by "
+                      "1/sqrt(2 num_layers); Radford et al. 2019) or unit_scaling (every matrix uniform with "
+                      "variance 2/(fan_in + fan_out), gain 1; embeddings normal(0, 1/d) scaled by sqrt(d) when "
+                      "looked up: the ReLA authors' setting)", choices=INITS, added=True)
     attention: Any = dataclasses.field(
         default_factory=lambda: attention.make_config("softmax"),
         metadata={"help": "frozen config of a registered attention variant"},
@@ -142,11 +155,13 @@ def _mixing(config: "ModelConfig") -> TokenMixing | None:
 
 
 class Block(nn.Module):
-    """A pre-norm residual block: self-attention, cross-attention to an encoder's output (decoder blocks of an
-    encoder-decoder only), then the MLP (if any); each sub-layer as ``x + sublayer(norm(x))``."""
+    """A residual block: self-attention, cross-attention to an encoder's output (decoder blocks of an
+    encoder-decoder only), then the MLP (if any); each sub-layer as ``x + sublayer(norm(x))`` (pre-norm) or
+    ``norm(x + sublayer(x))`` (post-norm)."""
 
     def __init__(self, config: ModelConfig, cross_attention: Any = None):
         super().__init__()
+        self.post_norm = config.norm_placement == "post"
         self.attn_norm = nn.LayerNorm(config.d_model)
         self.attn = attention.build_module(config.attention, d_model=config.d_model, num_heads=config.num_heads)
         self.mlp_norm = nn.LayerNorm(config.d_model) if config.mlp else None
@@ -155,21 +170,35 @@ class Block(nn.Module):
         self.cross = None if cross_attention is None else attention.build_module(
             cross_attention, d_model=config.d_model, num_heads=config.num_heads)
 
+    def _residual(self, x: torch.Tensor, norm: nn.Module, sublayer: Any) -> torch.Tensor:
+        return norm(x + sublayer(x)) if self.post_norm else x + sublayer(norm(x))
+
+    def _input(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """What a sub-layer reads of the residual stream ``x``."""
+        return x if self.post_norm else norm(x)
+
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), causal=causal)  # (B, T, C)
+        x = self._residual(x, self.attn_norm, lambda h: self.attn(h, causal=causal))  # (B, T, C)
         if self.cross is not None:
-            x = x + self.cross(self.cross_norm(x), memory, causal=False)  # memory (B, S, C)
+            x = self._residual(x, self.cross_norm, lambda h: self.cross(h, memory, causal=False))  # memory (B, S, C)
         if self.mlp is not None:
-            x = x + self.mlp(self.mlp_norm(x))
+            x = self._residual(x, self.mlp_norm, self.mlp)
         return x
 
     def maps(self, x: torch.Tensor, memory: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
         """The attention matrix this block applies: cross-attention's ``(B, H, T, S)`` where it has one,
         else self-attention's ``(B, H, T, T)``."""
         if self.cross is None:
-            return self.attn.weights(self.attn_norm(x), causal=causal)
-        h = x + self.attn(self.attn_norm(x), causal=causal)
-        return self.cross.weights(self.cross_norm(h), memory, causal=False)
+            return self.attn.weights(self._input(x, self.attn_norm), causal=causal)
+        h = self._residual(x, self.attn_norm, lambda y: self.attn(y, causal=causal))
+        return self.cross.weights(self._input(h, self.cross_norm), memory, causal=False)
+
+    def output_ratio(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
+                     causal: bool = True) -> torch.Tensor:
+        """RMS of the attention's output over the RMS of the residual stream it is added to: how much the
+        attention can move the stream (unnormalised ReLU attention at a small init: about 1%)."""
+        out = self.attn(self._input(x, self.attn_norm), causal=causal)
+        return out.float().pow(2).mean().sqrt() / x.float().pow(2).mean().sqrt().clamp_min(1e-30)
 
     def attention_modules(self) -> list[nn.Module]:
         return [self.attn] + ([self.cross] if self.cross is not None else [])
@@ -185,21 +214,74 @@ def _sum_aux_losses(blocks) -> dict[str, torch.Tensor]:
     return total
 
 
-def _positions(config: ModelConfig, max_len: int) -> nn.Embedding | None:
+class Sinusoidal(nn.Module):
+    """Fixed positions ``sin(t w_i), cos(t w_i)`` with ``w_i = 10000^(-i / (d/2))`` (Vaswani et al. 2017, arXiv
+    1706.03762): no parameters, any length."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        """``(T,)`` positions -> ``(T, C)``."""
+        half = self.d_model // 2
+        frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / half)
+        angles = positions.float()[:, None] * frequencies  # (T, C/2)
+        return nn.functional.pad(torch.cat([angles.sin(), angles.cos()], dim=-1), (0, self.d_model - 2 * half))
+
+
+def _positions(config: ModelConfig, max_len: int) -> nn.Module | None:
+    if config.positions == "sinusoidal":
+        return Sinusoidal(config.d_model)
     return nn.Embedding(max_len, config.d_model) if config.positions == "learned" else None
 
 
-def _embed(model: nn.Module, idx: torch.Tensor, positions: nn.Embedding | None,
+def _embed(model: nn.Module, idx: torch.Tensor, positions: nn.Module | None,
            mixing: TokenMixing | None) -> torch.Tensor:
-    """Token embeddings ``(B, T, C)``, plus the token mixing and the learned positions where the model has them."""
+    """Token embeddings ``(B, T, C)`` (times sqrt(d) under unit-scaling init), plus the token mixing and the
+    positions where the model has them."""
     tokens = model.tokens(idx)  # (B, T, C)
+    if model.config.init == "unit_scaling":
+        tokens = tokens * math.sqrt(model.config.d_model)
     if mixing is not None:
         tokens = tokens + mixing(tokens)
     if positions is None:
         return tokens
-    if idx.shape[1] > model.max_len:
+    if isinstance(positions, nn.Embedding) and idx.shape[1] > model.max_len:
         raise ValueError(f"sequence of {idx.shape[1]} tokens exceeds the model's max_len={model.max_len}")
     return tokens + positions(torch.arange(idx.shape[1], device=idx.device))
+
+
+def _final_norm(config: ModelConfig) -> nn.Module:
+    """A pre-norm stack ends with a LayerNorm; a post-norm block's output is normalised already."""
+    return nn.LayerNorm(config.d_model) if config.norm_placement == "pre" else nn.Identity()
+
+
+def _gpt2_init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _unit_scaling_init(module: nn.Module) -> None:
+    """Uniform unit scaling, fan-avg, gain 1 (Glorot's uniform) for matrices; embeddings normal(0, 1/d)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=module.embedding_dim**-0.5)
+
+
+def initialise(model: nn.Module, config: ModelConfig, residual_projections: list[nn.Linear]) -> None:
+    """``config.init`` over every matrix; GPT-2's also scales the residual output projections."""
+    if config.init == "unit_scaling":
+        model.apply(_unit_scaling_init)
+        return
+    model.apply(_gpt2_init)
+    for projection in residual_projections:
+        nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * config.num_layers))
 
 
 class Transformer(nn.Module):
@@ -211,23 +293,13 @@ class Transformer(nn.Module):
         self.positions = _positions(config, max_len)
         self.mixing = _mixing(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.final_norm = nn.LayerNorm(config.d_model)
+        self.final_norm = _final_norm(config)
         self.head = nn.Linear(config.d_model, vocab_size, bias=False)
         if config.tie_embeddings:
             self.head.weight = self.tokens.weight  # Press & Wolf 2017, arXiv 1608.05859
-        self.apply(self._init)
-        residual_std = 0.02 / math.sqrt(2 * config.num_layers)
-        for block in self.blocks:
-            nn.init.normal_(block.attn.out_proj.weight, std=residual_std)
-            if block.mlp is not None:
-                nn.init.normal_(block.mlp.down.weight, std=residual_std)
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        initialise(self, config, [layer for block in self.blocks  # block by block: the draws' order is the init
+                                  for layer in (block.attn.out_proj, block.mlp.down if block.mlp else None)
+                                  if layer is not None])
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         return _embed(self, idx, self.positions, self.mixing)
@@ -255,6 +327,15 @@ class Transformer(nn.Module):
             x = block(x)
         return maps, True
 
+    @torch.no_grad()
+    def output_ratios(self, batch: tuple[torch.Tensor, ...]) -> list[float]:
+        """Per layer, :meth:`Block.output_ratio` of self-attention on ``batch``."""
+        x, ratios = self.embed(batch[0]), []
+        for block in self.blocks:
+            ratios.append(float(block.output_ratio(x)))
+            x = block(x)
+        return ratios
+
     def aux_losses(self) -> dict[str, torch.Tensor]:
         return _sum_aux_losses(self.blocks)
 
@@ -280,12 +361,12 @@ class EncoderDecoder(nn.Module):
         self.target_positions = _positions(config, max_len)
         self.source_mixing, self.target_mixing = _mixing(config), _mixing(config)  # each stream its own
         self.encoder = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.encoder_norm = nn.LayerNorm(config.d_model)
+        self.encoder_norm = _final_norm(config)
         cross = config.attention if cross_attention is None else cross_attention
         self.decoder = nn.ModuleList(Block(config, cross) for _ in range(config.num_layers))
-        self.final_norm = nn.LayerNorm(config.d_model)
+        self.final_norm = _final_norm(config)
         self.head = nn.Linear(config.d_model, vocab_size, bias=False)
-        self.apply(Transformer._init)
+        initialise(self, config, [])  # GPT-2's draws without the residual scaling, as this model always had
 
     def encode(self, source: torch.Tensor) -> torch.Tensor:
         x = _embed(self, source, self.source_positions, self.source_mixing)
@@ -317,6 +398,20 @@ class EncoderDecoder(nn.Module):
             maps.append(block.maps(x, memory))
             x = block(x, memory)
         return maps, False
+
+    @torch.no_grad()
+    def output_ratios(self, batch: tuple[torch.Tensor, ...]) -> list[float]:
+        """Per layer, encoder then decoder, :meth:`Block.output_ratio` of self-attention on ``batch``."""
+        x, ratios = _embed(self, batch[0], self.source_positions, self.source_mixing), []
+        for block in self.encoder:
+            ratios.append(float(block.output_ratio(x, causal=False)))
+            x = block(x, causal=False)
+        memory = self.encoder_norm(x)
+        y = _embed(self, batch[1], self.target_positions, self.target_mixing)
+        for block in self.decoder:
+            ratios.append(float(block.output_ratio(y, memory)))
+            y = block(y, memory)
+        return ratios
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         return _sum_aux_losses([*self.encoder, *self.decoder])

@@ -39,6 +39,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PROBE_MAP_MAX_LEN = 64  # a result keeps its first test example's attention maps up to this length (a gallery)
 MAX_LR = 10.0  # past this AdamW's step overflows float32 on the first update
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+SCHEDULES = ("cosine", "noam")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TrainConfig:
                          "graphs on CUDA) or max-autotune", choices=COMPILE_MODES)
     test_lengths: tuple[int, ...] = param((), "after training, also test at these sequence lengths (the task's "
                                           "seq_len replaced; length generalisation)", added=True)
+    schedule: str = param("cosine", "after the linear warm-up: cosine (to min_lr_ratio x lr) or noam (lr times "
+                          "sqrt(warmup_steps / step): Vaswani et al. 2017, the ReLA authors' schedule)",
+                          choices=SCHEDULES, added=True)
 
     def __post_init__(self):
         check_choices(self)
@@ -88,9 +92,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of ``lr`` at ``step``: linear warm-up, then cosine to ``min_lr_ratio``."""
+    """Multiplier of ``lr`` at ``step``: linear warm-up, then cosine to ``min_lr_ratio`` or Noam's inverse
+    square root (1 at the end of the warm-up, in both)."""
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
+    if config.schedule == "noam":
+        return math.sqrt(max(1, config.warmup_steps) / (step + 1))
     span = max(1, config.steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / span)
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -121,9 +128,9 @@ def build_model(task: Any, model_config: ModelConfig) -> torch.nn.Module:
 
 def at_length(task: Any, length: int) -> Any:
     """The task with its sequence length replaced (validated as any config is)."""
-    if not hasattr(task, "seq_len") or synthetic.kind_of(task) != "lm":
-        raise ConfigError(f"train.test_lengths needs a decoder-only task with a seq_len; "
-                          f"{synthetic.name_of(task)} has none")
+    if synthetic.kind_of(task) != "lm" or "seq_len" not in {f.name for f in dataclasses.fields(task)}:
+        raise ConfigError(f"train.test_lengths needs a decoder-only task with a seq_len of its own; "
+                          f"{synthetic.name_of(task)} has none (its length follows from other fields)")
     return dataclasses.replace(task, seq_len=length)
 
 
@@ -159,7 +166,7 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
     if detailed:
         result["slices"] = {name: metrics.by_slice(correct, asked, values)
                             for name, values in synthetic.slices(task, test).items()}
-        probe = tuple(t[:64] for t in test)  # a fixed slice of the test set for the analyses below
+        probe = tuple(t[:PROBE_EXAMPLES] for t in test)  # a fixed slice of the test set for the analyses below
         if synthetic.kind_of(task) == "seq2seq":  # the task gives gold alignment links: score the maps on them
             aligned = tuple(t[:batch_size] for t in test)
             result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3])
@@ -187,6 +194,30 @@ def loss_spikes(losses: torch.Tensor, curve: list[dict[str, float]]) -> int:
         return 0
     best = min(point["train_loss"] for point in curve)
     return int(((losses > SPIKE_FACTOR * best) & (losses > best + SPIKE_MARGIN)).sum())
+
+
+PROBE_EXAMPLES = 64  # the fixed slice of the test set the mechanism probes and the final analyses read
+
+
+def output_ratios(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *, autocast: bool) -> list[float]:
+    """Per attention layer, RMS(attention output) / RMS(residual stream) on the probe slice: whether the
+    attention can move the stream at all (the probe an unnormalised variant's stability claim rests on)."""
+    model.eval()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        ratios = model.output_ratios(tuple(t[:PROBE_EXAMPLES] for t in test))
+    model.train()
+    return ratios
+
+
+def gradient_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
+    """The gradient's total 2-norm before clipping (which, when on, scales the gradient by it), on the device."""
+    if clip > 0:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -234,9 +265,12 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             stream.set_state(saved["stream"].to(stream.get_state().device))
             curve, steps_run = list(saved["curve"]), int(saved["step"])
             spikes, earlier_seconds = int(saved.get("loss_spikes", 0)), float(saved.get("train_seconds", 0.0))
+            at_init = [float(r) for r in saved.get("output_ratio_at_init", [])]
         except Exception as error:  # noqa: BLE001 - anything that does not load safely is set aside
             quarantine(checkpoint, f"does not load as a checkpoint of this run ({type(error).__name__})")
             return train(task, model_config, config, progress=progress, checkpoint=checkpoint)
+    if steps_run == 0:
+        at_init = output_ratios(model, test, autocast=autocast)
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(steps_run, config.steps):
@@ -247,19 +281,18 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         objective = loss + sum(model.aux_losses().values())  # regularisers a variant reports, if any
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        grad_norm = gradient_norm(model, config.grad_clip)
         optimizer.step()
         schedule.step()
-        recent.append(torch.stack([loss.detach(), objective.detach()]))
+        recent.append(torch.stack([loss.detach(), objective.detach(), grad_norm.detach().float()]))
         steps_run = step + 1
         bar.update(1)
 
         if steps_run % config.eval_every == 0 or steps_run == config.steps:
-            both = torch.stack(recent)  # (steps, 2): task loss, task + auxiliary losses
+            both = torch.stack(recent)  # (steps, 3): task loss, task + auxiliary losses, gradient norm
             recent = []
             losses = both[:, 0]
-            finite = torch.isfinite(both).all(dim=1)
+            finite = torch.isfinite(both[:, :2]).all(dim=1)
             if not bool(finite.all()):
                 first_bad = int((~finite).nonzero()[0, 0])
                 diverged_at = steps_run - len(losses) + first_bad + 1
@@ -273,7 +306,9 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             if not math.isfinite(scores["test_loss"]):
                 status, diverged_at = "diverged", steps_run  # the test loss overflowed at this evaluation
                 break
-            point = {"step": steps_run, "train_loss": float(losses.mean()), **scores}
+            point = {"step": steps_run, "train_loss": float(losses.mean()), **scores,
+                     "grad_norm_max": _finite(float(both[:, 2].max())),
+                     "output_ratio": output_ratios(model, test, autocast=autocast)}
             if not torch.equal(both[:, 0], both[:, 1]):
                 point["train_objective"] = float(both[:, 1].mean())
             curve.append(point)
@@ -281,6 +316,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                               "schedule": schedule.state_dict(), "stream": stream.get_state(),
                                               "curve": curve, "step": steps_run, "loss_spikes": spikes,
+                                              "output_ratio_at_init": at_init,
                                               "train_seconds": earlier_seconds + time.perf_counter() - started})
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
@@ -308,4 +344,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "test_set_sha256": synthetic.tensor_hash(*test),
+        "probes": {"output_ratio_at_init": at_init,
+                   "grad_norm_max": max((p["grad_norm_max"] for p in curve if p.get("grad_norm_max") is not None),
+                                        default=None)},
     }

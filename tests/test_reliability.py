@@ -225,6 +225,7 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     (["--task", "memorisation", "--key-tokens", "9"], "key_tokens must be in [1, 8]"),
     (["--results-dir", ""], "--results-dir is empty"),
     (["--lock-timeout", "inf"], "--lock-timeout: must be in [0, 1e7] seconds"),
+    (["--task", "selective_copying", "--test-lengths=64"], "selective_copying has none"),  # a derived seq_len
 ])
 def test_numbers_that_would_hang_or_crash_are_refused_at_parse_time_in_one_line(flags, message):
     started = time.monotonic()

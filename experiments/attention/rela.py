@@ -56,7 +56,8 @@ class ReLAGConfig(ElementwiseForm):
 class ReLAIConfig(ReLAGConfig):
     gated: ClassVar[bool] = False
     gain_init: str = param("uniform", "init of the RMSNorm gain g: U(-sqrt(3/d), sqrt(3/d)) (the "
-                           "specialised init), or ones", choices=GAIN_INITS)
+                           "specialised init), or ones (a plain RMSNorm, no gate and gain 1: the control that "
+                           "ReLA's 'special init or a gate' implies, arXiv 2104.07012)", choices=GAIN_INITS)
 
 
 def weights(q, k, *, causal: bool) -> torch.Tensor:
