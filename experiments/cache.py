@@ -31,6 +31,7 @@ from typing import Any
 import numpy
 import torch
 
+from experiments import untrusted
 from experiments.atomic import atomic_write_text, quarantine
 from experiments.config import ConfigError
 
@@ -78,14 +79,15 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
 
     Anything at the result path that is not a result of the right shape (not
     JSON, truncated by a crash that bypassed the atomic write, a JSON list, a
-    field of the wrong type, a folder, edited by hand) is moved aside to
+    field of the wrong type, a folder, a symlink, a FIFO, a file too large or
+    nested too deep, edited by hand) is moved aside to
     ``<name>.corrupt-<time>`` with one warning, and the run is done again.
     """
     path = result_path(config, root)
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
-        result = json.loads(path.read_bytes())
+        result = untrusted.read_json(path, root=results_dir(root))  # no FIFO, link, device or huge file
         if not isinstance(result, dict):
             raise ValueError(f"holds a JSON {type(result).__name__}, not an object")
         wrong = [f"{f} ({kind.__name__} expected)" for f, kind in REQUIRED_FIELDS.items()

@@ -22,6 +22,7 @@ import dataclasses
 import multiprocessing
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -262,6 +263,40 @@ class SubmititExecutor:
                 if on_poll is not None:
                     on_poll()
                 time.sleep(self.poll_seconds)
+
+
+def default_job_folder() -> Path:
+    """Where submitit's job files go unless told: ``$SUBMITIT_DIR``, else a folder of this user's under
+    ``~/.cache`` (a home folder is on the file system a cluster's nodes share)."""
+    if os.environ.get("SUBMITIT_DIR"):
+        return Path(os.environ["SUBMITIT_DIR"])
+    return Path.home() / ".cache" / "attention-normalisation" / "submitit"
+
+
+def private_job_folder(folder: str | os.PathLike, results: str | os.PathLike) -> Path:
+    """``folder``, created 0700 if missing, checked to be this user's alone and outside ``results``.
+
+    submitit unpickles a job's result file from its job folder when the job ends: anyone who can write
+    there can run code in the sweep. A results folder is meant to be shared, so job folders stay out of it,
+    in a folder no one else can write. Raises ValueError naming the problem otherwise.
+    """
+    folder = Path(folder).expanduser().absolute()
+    if folder.resolve().is_relative_to(Path(results).resolve()):
+        raise ValueError(f"--submitit-dir {folder} is inside the results folder {results}: job folders hold files "
+                         "the sweep unpickles, so keep them where only you can write (default "
+                         f"{default_job_folder()}, or $SUBMITIT_DIR)")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as error:
+        raise ValueError(f"job folder {folder} cannot be created ({error.strerror})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"job folder {folder} is not a folder (a link or a file): choose another --submitit-dir")
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise ValueError(f"job folder {folder} is not yours alone (owner uid {info.st_uid}, mode "
+                         f"{stat.S_IMODE(info.st_mode):o}): others could plant files the sweep unpickles; "
+                         f"chmod 700 it or choose another --submitit-dir")
+    return folder
 
 
 def make_executor(name: str, *, workers: int, folder: str | os.PathLike, partition: str | None = None,

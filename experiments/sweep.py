@@ -33,7 +33,8 @@ from typing import Any
 from experiments import cli, runs, sweeps
 from experiments.config import ConfigError
 from experiments.atomic import atomic_write_text
-from experiments.executors import EXECUTORS, LocalExecutor, Lost, make_executor
+from experiments.executors import (EXECUTORS, LocalExecutor, Lost, default_job_folder, make_executor,
+                                  private_job_folder)
 from experiments.cache import (Locked, check_results_dir, failure_path, load_result, record_failure,
                                result_path, results_dir, run_files)
 from experiments.progress import Progress, Throttle, counts_line, state_counts
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="GPUs per job (submitit executors); > 0 trains on cuda, 0 on cpu")
     jobs.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (and torch threads) per job (submitit)")
     jobs.add_argument("--submitit-dir", default=None,
-                      help="submitit's job files and logs (default <results-dir>/.submitit/<sweep>)")
+                      help="submitit's job files and logs, a folder only you can write, outside the results folder "
+                           f"(default $SUBMITIT_DIR or {default_job_folder()}, then /<sweep>)")
     args = parser.parse_args(argv)
     for flag in ("workers", "time_min", "cpus_per_job"):
         if getattr(args, flag) < 1:
@@ -308,11 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         print(Progress(configs, args.results_dir).line())
         return 0
     try:
+        folder = Path(args.submitit_dir) if args.submitit_dir else default_job_folder() / sweep_name
+        if args.executor != "local":
+            folder = private_job_folder(folder, results_dir(args.results_dir))
         executor = make_executor(args.executor, workers=args.workers, partition=args.partition,
                                  time_min=args.time_min, gpus_per_job=args.gpus_per_job,
-                                 cpus_per_job=args.cpus_per_job,
-                                 folder=args.submitit_dir or results_dir(args.results_dir) / ".submitit" / sweep_name)
-    except (ImportError, RuntimeError) as error:
+                                 cpus_per_job=args.cpus_per_job, folder=folder)
+    except (ImportError, RuntimeError, ValueError) as error:
         parser.error(str(error))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
     interrupted = False

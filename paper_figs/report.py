@@ -17,12 +17,14 @@ import datetime
 import html
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from experiments import cli
+import synthetic
+from experiments import cli, untrusted
 from experiments.atomic import atomic_path, atomic_write_text
 from experiments.cache import git_revision
 from paper_figs import make_ledger
@@ -88,16 +90,29 @@ def rel(path: Path, page: Path) -> str:
     return Path(os.path.relpath(path, page.parent)).as_posix()
 
 
-def result_file(results: Path, row: dict[str, str]) -> Path:
-    return results / row.get("task.name", "") / f"{row.get('key', '')[:16]}.json"
+KEY = re.compile(r"[0-9a-f]{16,64}")
+
+
+def result_file(results: Path, row: dict[str, str]) -> Path | None:
+    """Where a CSV row's result is, or None for a row whose task or key could name a path elsewhere."""
+    task, key = row.get("task.name", ""), row.get("key", "")
+    if task not in synthetic.names() or not KEY.fullmatch(key):
+        return None
+    return results / task / f"{key[:16]}.json"
 
 
 def copy_run(results: Path, row: dict[str, str], runs_dir: Path) -> str | None:
-    """Copy a run's result beside the page (re-serialised: only a JSON object is copied); its file name."""
+    """Copy a run's result beside the page (re-serialised: only a JSON object is copied); its file name.
+
+    Only a plain file inside the results folder is read (:mod:`experiments.untrusted`): a result path that
+    is a symlink, a FIFO or huge, or a row naming a path, is listed without a copy.
+    """
     source = result_file(results, row)
+    if source is None:
+        return None
     try:
-        data = json.loads(source.read_text())
-    except (OSError, ValueError):
+        data = untrusted.read_json(source, root=results)
+    except untrusted.Untrusted:
         return None
     if not isinstance(data, dict):
         return None
@@ -171,10 +186,10 @@ def gallery(evidence, args, page: Path) -> str:
             and r.get("train.seed") == "0"]
     maps = {}
     for row in rows:
+        source = result_file(args.results, row)
         try:
-            result = json.loads(result_file(args.results, row).read_text())
-            probe = result["final"]["probe_maps"]
-        except (OSError, ValueError, KeyError, TypeError):
+            probe = untrusted.read_json(source, root=args.results)["final"]["probe_maps"]
+        except (untrusted.Untrusted, KeyError, TypeError):  # Untrusted also covers a row naming no result
             continue
         maps[variant(row)] = probe
     if not maps:

@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from helpers import subprocess_env
 
-from experiments import cache, progress, runs, sweep
+from experiments import cache, executors, progress, runs, sweep
 from experiments.config import ConfigError
 from experiments.executors import LocalExecutor, Lost, SubmititExecutor, make_executor
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = subprocess_env()
+JOBS = Path(tempfile.mkdtemp(prefix="submitit-jobs-"))  # the default job folder of these tests' sweeps (0700)
+ENV = subprocess_env(SUBMITIT_DIR=str(JOBS))
 TINY = {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs": 2, "num_test_examples": 16},
         "model": {"d_model": 16, "num_heads": 2, "num_layers": 1},
         "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "eval_every": 3, "device": "cpu"}}
@@ -202,8 +205,29 @@ def test_a_sweep_across_submitit_jobs_equals_the_same_sweep_in_local_processes(t
                       "--results-dir", str(tmp_path / "b"))
     assert local.returncode == 0, local.stderr
     assert len(metrics(tmp_path / "a")) == 4 and metrics(tmp_path / "a") == metrics(tmp_path / "b")
-    assert list((tmp_path / "a" / ".submitit" / "s").iterdir()), "submitit wrote no job files"
+    assert list((JOBS / "s").iterdir()), "submitit wrote no job files"
+    assert not list((tmp_path / "a").rglob("*.pkl")), "job files in the results folder"
     assert "[4/4 done, 0 running, 0 failed, ETA 0s]" in jobs.stderr
+
+
+def test_a_job_folder_others_could_write_to_is_refused_before_any_job(tmp_path):
+    # submitit unpickles <job>_result.pkl from the job folder: a file planted there would run in the sweep
+    path = write_sweep(tmp_path / "s.json")
+    inside = sweep_cli(str(path), "--executor", "submitit-local", "--csv", str(tmp_path / "a.csv"),
+                       "--results-dir", str(tmp_path / "r"), "--submitit-dir", str(tmp_path / "r" / "jobs"))
+    assert inside.returncode == 2 and "inside the results folder" in inside.stderr
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    open_folder = sweep_cli(str(path), "--executor", "submitit-local", "--csv", str(tmp_path / "a.csv"),
+                            "--results-dir", str(tmp_path / "r"), "--submitit-dir", str(shared))
+    assert open_folder.returncode == 2 and "is not yours alone" in open_folder.stderr and "mode 777" in \
+        open_folder.stderr
+    for done in (inside, open_folder):
+        assert len(done.stderr.strip().splitlines()) <= 2 and "Traceback" not in done.stderr  # usage + the line
+    assert not list((tmp_path / "r").rglob("*.json")) and not (tmp_path / "a.csv").exists()
+    made = executors.private_job_folder(tmp_path / "new" / "jobs", tmp_path / "r")
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
 
 
 def test_a_submitit_worker_killed_mid_run_leaves_nothing_and_a_rerun_matches_an_uninterrupted_sweep(tmp_path):
