@@ -212,22 +212,14 @@ class SweepPlan:
     largest: RunEstimate
     measured_step_s: float | None = None  # --measure: the largest config's measured step time
     note: str = ""
+    steps: int = dataclasses.field(init=False)  # totals over the runs
+    train_flops: float = dataclasses.field(init=False)
+    eval_flops: float = dataclasses.field(init=False)
+    compute_seconds: float = dataclasses.field(init=False)
 
-    @property
-    def steps(self) -> int:
-        return sum(r.steps for r in self.runs)
-
-    @property
-    def train_flops(self) -> float:
-        return sum(r.train_flops for r in self.runs)
-
-    @property
-    def eval_flops(self) -> float:
-        return sum(r.eval_flops for r in self.runs)
-
-    @property
-    def compute_seconds(self) -> float:
-        return sum(r.compute_seconds for r in self.runs)
+    def __post_init__(self):
+        for total in ("steps", "train_flops", "eval_flops", "compute_seconds"):
+            object.__setattr__(self, total, sum(getattr(r, total) for r in self.runs))
 
 
 def plan_sweep(name: str, configs: Sequence[RunConfig], device: Device, workers: int,
@@ -253,7 +245,7 @@ def plan_sweep(name: str, configs: Sequence[RunConfig], device: Device, workers:
 
 def measure_step(config: RunConfig, device: Device, steps: int = MEASURE_STEPS) -> float:
     """Median seconds of a training step of ``config`` on this machine (as experiments.train runs one)."""
-    from experiments.train import build_model, make_optimizer
+    from experiments.train import batch_losses, build_model, gradient_norm, make_optimizer
 
     where = torch.device(device.kind)
     autocast = where.type == "cuda"
@@ -264,14 +256,10 @@ def measure_step(config: RunConfig, device: Device, steps: int = MEASURE_STEPS) 
 
     def step() -> None:
         batch = synthetic.generate(config.task, config.train.batch_size, stream)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            arguments, labels = model.split_batch(batch)
-            logits = model(*arguments)
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(),
-                                                 ignore_index=synthetic.IGNORE_INDEX)
+        _, objective = batch_losses(model, batch, autocast=autocast)
         optimizer.zero_grad(set_to_none=True)
-        (loss + sum(model.aux_losses().values())).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip or float("inf"))
+        objective.backward()
+        gradient_norm(model, config.train.grad_clip)
         optimizer.step()
         if autocast:
             torch.cuda.synchronize()

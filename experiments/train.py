@@ -141,6 +141,15 @@ def logits_and_labels(model: torch.nn.Module, batch: tuple[torch.Tensor, ...],
     return (model if forward is None else forward)(*arguments), labels
 
 
+def batch_losses(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], *, autocast: bool,
+           forward: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch's task loss, and the loss plus the regularisers the variant reports (if any)."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        logits, labels = logits_and_labels(model, batch, forward)
+    loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
+    return loss, loss + sum(model.aux_losses().values())
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], *, autocast: bool,
              batch_size: int = 250, detailed: bool = False) -> dict[str, Any]:
@@ -275,10 +284,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(steps_run, config.steps):
         batch = synthetic.generate(task, config.batch_size, stream)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            logits, labels = logits_and_labels(model, batch, forward)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=synthetic.IGNORE_INDEX)
-        objective = loss + sum(model.aux_losses().values())  # regularisers a variant reports, if any
+        loss, objective = batch_losses(model, batch, autocast=autocast, forward=forward)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         grad_norm = gradient_norm(model, config.grad_clip)
