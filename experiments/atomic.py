@@ -52,7 +52,11 @@ def quarantine(path: str | os.PathLike, reason: str) -> Path | None:
     import time
 
     path = Path(path)
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    target, count = path.with_name(stem), 0
+    while os.path.lexists(target):  # set aside twice in one second: never onto the first
+        count += 1
+        target = path.with_name(f"{stem}-{count}")
     try:
         os.replace(path, target)
     except FileNotFoundError:

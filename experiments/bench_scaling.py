@@ -58,6 +58,8 @@ from experiments.atomic import atomic_write_text
 CPU_LENGTHS = (256, 512, 1024, 2048, 4096, 8192)
 GPU_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
 BASELINE = "softmax (sdpa)"
+MATERIALISED = "softmax (materialised)"  # the T x T softmax map formed and normalised: the papers' baseline
+DECODE_LENGTH = 512  # keys in the cache when a decoding step is timed
 
 
 def forms_of(name: str, device: str) -> list[str | None]:
@@ -73,6 +75,8 @@ def cases(device: str, *, defaults: bool = False) -> list[dict[str, Any]]:
         for form in [None] if defaults else forms_of(name, device):
             label = BASELINE if name == "softmax" else name if form is None else f"{name} ({form})"
             out.append({"label": label, "variant": name, "form": form})
+        if name == "softmax":
+            out.append({"label": MATERIALISED, "variant": "softmax", "form": "materialised"})
     return out
 
 
@@ -120,6 +124,10 @@ class PeakMemory:
 
 def attend_fn(case: dict[str, Any]):
     """``attend(q, k, v)`` of a case, causal, at the variant's defaults and the case's form (None: its own)."""
+    if case["variant"] == "softmax" and case["form"] == "materialised":
+        from experiments.attention.softmax import reference
+
+        return lambda q, k, v: reference(q, k, v, causal=True)
     variant = attention.get(case["variant"])
     params = dataclasses.asdict(attention.make_config(case["variant"]))
     if case["form"] is not None:
@@ -228,6 +236,31 @@ def measure_training(case: dict[str, Any], settings: dict[str, Any]) -> list[dic
           file=sys.stderr, flush=True)
     return [{**case, "length": settings["train_length"], "seconds_per_step": seconds,
              "tokens_per_second": tokens_per_step / seconds}]
+
+
+@torch.no_grad()
+def measure_decoding(case: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Seconds per generated token of one attention layer (projections included, width ``train_width``) with
+    ``decode_length`` keys in its state: the step a decoder takes per token (the key-value cache, or a
+    linear-attention state), forward only."""
+    device = settings["device"]
+    torch.manual_seed(0)
+    module = attention.build_module(attention.make_config(case["variant"]), d_model=settings["train_width"],
+                                    num_heads=settings["heads"]).to(device).eval()
+    gen = torch.Generator().manual_seed(0)
+    prefix = torch.randn(1, settings["decode_length"], settings["train_width"], generator=gen).to(device)
+    token = torch.randn(1, 1, settings["train_width"], generator=gen).to(device)
+    _, state = module(prefix, output_final_state=True)
+
+    def step():
+        module(token, initial_state=state, output_final_state=True)
+        _sync(device)
+
+    step()
+    seconds = statistics.median(_timed(step, settings))
+    print(f"decode {case['label']:21s} {1e6 * seconds:9.1f} us/token at {settings['decode_length']} keys",
+          file=sys.stderr, flush=True)
+    return [{**case, "length": settings["decode_length"], "seconds_per_token": seconds}]
 
 
 def matmul_peak_tflops(device: str, dtype: torch.dtype) -> float:
@@ -348,6 +381,12 @@ def markdown(report: dict[str, Any]) -> str:
     for row in report["training"]:
         lines.append(f"| {row['label']} | {1e3 * row['seconds_per_step']:.1f} | {row['tokens_per_second']:.0f} | "
                      f"{_times(row['step_ratio'])} |")
+    if report.get("decoding"):
+        lines += ["", f"Decoding: one attention layer (width {s['train_width']}, projections included), one token "
+                  f"with {s['decode_length']} keys in its state, forward only:", "",
+                  "| variant | us / token | time x softmax |", "|---|---|---|"]
+    for row in report.get("decoding", []):
+        lines.append(f"| {row['label']} | {1e6 * row['seconds_per_token']:.1f} | {_times(row['token_ratio'])} |")
     if report.get("matmul_peak_tflops"):
         lines += ["", f"Measured matrix-product peak: {report['matmul_peak_tflops']:.1f} TFLOP/s ({s['dtype']})."]
     if report["targets"]:
@@ -402,10 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file to write (a .md table and a .png plot are written beside it)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None, help="default: 256..8192 CPU, 512..32768 GPU")
-    parser.add_argument("--only", nargs="+", default=None, help="only these case labels (softmax SDPA is always run)")
+    parser.add_argument("--only", nargs="+", default=None, help="only these case labels (softmax SDPA and materialised always run)")
     parser.add_argument("--cases", default="forms", choices=["forms", "defaults"],
                         help="every variant in each of its forms, or once at its default form (labelled by name)")
     parser.add_argument("--no-training", action="store_true", help="skip the training-step throughput")
+    parser.add_argument("--no-decoding", action="store_true", help="skip the per-token decoding time")
+    parser.add_argument("--decode-length", type=int, default=DECODE_LENGTH, help="keys in the state when decoding")
     parser.add_argument("--no-plot", action="store_true", help="write the JSON and the table only")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=4)
@@ -424,14 +465,15 @@ def main(argv: list[str] | None = None) -> int:
         kind, payload = args.worker
         spec = json.loads(payload)
         torch.set_num_threads(spec["settings"]["threads"])
-        measure = measure_kernel if kind == "kernel" else measure_training
+        measure = {"kernel": measure_kernel, "train": measure_training, "decode": measure_decoding}[kind]
         print(json.dumps(measure(spec["case"], spec["settings"])))
         return 0
     if args.out is None:
         parser.error("--out is required")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda asked for but CUDA is not available; choose from ['cpu']")
-    for name in ("batch", "heads", "repeats", "threads", "train_length", "train_batch", "train_width", "train_steps"):
+    for name in ("batch", "heads", "repeats", "threads", "train_length", "train_batch", "train_width", "train_steps",
+                 "decode_length"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     gpu = args.device == "cuda"
@@ -439,16 +481,17 @@ def main(argv: list[str] | None = None) -> int:
                 "lengths": sorted(args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)), "batch": args.batch,
                 "heads": args.heads, "head_dim": args.head_dim or (64 if gpu else 32), "repeats": args.repeats,
                 "max_seconds": args.max_seconds, "threads": args.threads, "train_length": args.train_length,
-                "train_batch": args.train_batch, "train_width": args.train_width, "train_steps": args.train_steps}
+                "train_batch": args.train_batch, "train_width": args.train_width, "train_steps": args.train_steps,
+                "decode_length": args.decode_length}
     all_cases = cases(args.device, defaults=args.cases == "defaults")
     if args.only:
         unknown = sorted(set(args.only) - {c["label"] for c in all_cases})
         if unknown:
             parser.error(f"unknown case(s) {unknown}; valid cases are {[c['label'] for c in all_cases]}")
-        all_cases = [c for c in all_cases if c["label"] in args.only or c["label"] == BASELINE]
+        all_cases = [c for c in all_cases if c["label"] in args.only or c["label"] in (BASELINE, MATERIALISED)]
 
     kernels = [row for case in all_cases for row in _worker("kernel", case, settings)]
-    base = {r["length"]: r for r in kernels if r["variant"] == "softmax"}
+    base = {r["length"]: r for r in kernels if r["label"] == BASELINE}
     for row in kernels:
         ref = base.get(row.get("length"), {})
         row["seconds_ratio"] = _ratio(row.get("seconds"), ref.get("seconds"))
@@ -461,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     for row in training:
         row["step_ratio"] = _ratio(row.get("seconds_per_step"), softmax_step)
     training = [r for r in training if "error" not in r]
+    decode_cases = [{"label": name, "variant": name, "form": None} for name in dict.fromkeys(
+        c["variant"] for c in all_cases)] if not args.no_decoding else []
+    decoding = [row for case in decode_cases for row in _worker("decode", case, settings)]
+    softmax_token = next((r.get("seconds_per_token") for r in decoding if r["variant"] == "softmax"), None)
+    for row in decoding:
+        row["token_ratio"] = _ratio(row.get("seconds_per_token"), softmax_token)
+    decoding = [r for r in decoding if "error" not in r]
     device_name = torch.cuda.get_device_name() if gpu else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
     report = {
         "device": device_name,
@@ -470,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "kernels": kernels,
         "training": training,
+        "decoding": decoding,
     }
     if gpu:
         report["matmul_peak_tflops"] = matmul_peak_tflops("cuda", torch.bfloat16)

@@ -181,8 +181,10 @@ def holder_alive(path: Path) -> bool:
         host, pid, age = read_lock(path)
     except FileNotFoundError:
         return False
-    fresh = age < STALE_AFTER_SECONDS
-    if host is None or host != platform.node():
+    fresh = -STALE_AFTER_SECONDS < age < STALE_AFTER_SECONDS  # a date far in the future is no heartbeat
+    if host is None:
+        return False  # acquire() never shows a lock before its content: an empty or garbled one is nobody's
+    if host != platform.node():
         return fresh
     if pid == os.getpid():
         return False
@@ -220,20 +222,44 @@ def holder_line(lock: Path) -> str:
 
 
 def acquire(path: Path) -> bool:
-    """Take the lock if free or stale (its holder died); False if a live process holds it."""
+    """Take the lock if free or stale (its holder died); False if a live process holds it.
+
+    The lock appears whole or not at all: its ``host pid`` is written to a
+    private file first, which is then hard-linked to the lock's name (a link
+    fails if the name exists, as ``O_EXCL`` does), so a full disk fails the
+    write before any lock exists. A directory at the lock's path is moved
+    aside with one warning.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
+    for _ in range(3):
+        if path.is_dir() and not path.is_symlink():
+            quarantine(path, "is a directory where a lock file belongs")
+            continue
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{platform.node()} {os.getpid()}")
+            os.link(tmp, path)
         except FileExistsError:
             if holder_alive(path):
                 return False
             path.unlink(missing_ok=True)  # stale: the holder was killed mid-run
             continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{platform.node()} {os.getpid()}")
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
     return False
+
+
+def clear(path: Path) -> None:
+    """Remove a file the cache owns (a failure record, a stale lock); a directory planted at its path is moved
+    aside with one warning instead (unlinking it would raise, and a write onto it would fail)."""
+    if path.is_dir() and not path.is_symlink():
+        quarantine(path, "is a directory where a file of the result cache belongs")
+    else:
+        path.unlink(missing_ok=True)
 
 
 def record_failure(config: Any, error: BaseException | str,
@@ -252,5 +278,6 @@ def record_failure(config: Any, error: BaseException | str,
         "git": git_revision(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    clear(failure_path(config, root))
     atomic_write_text(failure_path(config, root), json.dumps(record, indent=1) + "\n")
     return record

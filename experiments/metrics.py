@@ -42,14 +42,39 @@ def induced_links(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return links & alive & rows[:, None, :, None]
 
 
-def alignment_error(layer_weights: list[torch.Tensor], gold: torch.Tensor) -> dict[str, list]:
-    """AER per layer and head, and the best head's per layer, over rows that have a gold link."""
-    rows = gold.any(dim=-1)  # (B, T)
+AER_ROWS = "every target word"  # the rows alignment_error scores when given the target words
+
+
+def target_words(labels: torch.Tensor) -> torch.Tensor:
+    """``(B, T)``: the label positions of a seq2seq batch that are target words (not the end token, not
+    padding)."""
+    from synthetic.alignment import EOS
+
+    return (labels != synthetic.IGNORE_INDEX) & (labels != EOS)
+
+
+def alignment_error(layer_weights: list[torch.Tensor], gold: torch.Tensor,
+                    rows: torch.Tensor | None = None) -> dict[str, list]:
+    """AER per layer and head, and the best head's per layer.
+
+    ``rows`` ``(B, T)`` are the target rows scored: every target word
+    (:data:`AER_ROWS`), so a link from a word with no gold link (an
+    unaligned particle) counts against a head and a null row there costs
+    nothing. Without ``rows``, the rows that have a gold link.
+    """
+    rows = gold.any(dim=-1) if rows is None else rows  # (B, T)
     per_head = []
     for weights in layer_weights:
         links = induced_links(weights, rows)
         per_head.append([aer(links[:, h], gold) for h in range(weights.shape[1])])
-    return {"per_head": per_head, "best_per_layer": [min(values) for values in per_head]}
+    out = {"per_head": per_head, "best_per_layer": [min(values) for values in per_head]}
+    unaligned = rows & ~gold.any(dim=-1)
+    if bool(unaligned.any()):  # where a head may switch off: its all-zero rows at unaligned and aligned words
+        aligned = rows & gold.any(dim=-1)
+        dead = [(w == 0).all(dim=-1) for w in layer_weights]  # (B, H, T) per layer
+        out["null_rate"] = {name: [[float(d[:, h][where].double().mean()) for h in range(d.shape[1])] for d in dead]
+                            for name, where in (("unaligned", unaligned), ("aligned", aligned))}
+    return out
 
 
 def per_example(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,28 +104,75 @@ def summarise_attention(layer_weights: list[torch.Tensor], *, causal: bool) -> d
     return out
 
 
+def top_share(activations: torch.Tensor, fraction: float, *, rounding: str = "ceil") -> torch.Tensor:
+    """Per row of ``(..., slots)``: the share of ``|activation|`` mass in the top ``fraction`` of the slots.
+
+    ``rounding`` turns ``fraction * slots`` into a count of slots (at least
+    one): ``ceil`` (at least that fraction) or ``nearest`` (the whole number
+    of slots closest to it; 0.2% of 512 slots is 1 slot, not 2).
+    """
+    act = activations.abs()
+    exact = fraction * act.shape[-1]
+    keep = max(1, math.ceil(exact) if rounding == "ceil" else round(exact))
+    top = act.topk(keep, dim=-1).values.sum(-1)
+    return top / act.sum(-1).clamp_min(1e-30)
+
+
+def head_diversity_at(layer_weights: list[torch.Tensor], rows: torch.Tensor) -> float | None:
+    """Jensen-Shannon divergence across heads at the query rows ``rows`` ``(B, T)`` (the positions a task asks
+    about: the same rows for every variant), averaged over layers.
+
+    At each row the divergence is taken among the heads with mass there
+    (``Ent(mean p) - mean Ent(p)``); a row where fewer than two heads have
+    mass counts as 0 (one distribution, nothing to diverge from), so a
+    variant whose heads switch off is scored on the same rows as one whose
+    heads cannot. None if no row is asked.
+    """
+    if not bool(rows.any()):
+        return None
+    values = []
+    for weights in layer_weights:
+        mass = weights.abs().double()  # (B, H, T, S)
+        total = mass.sum(dim=-1, keepdim=True)
+        alive = total.squeeze(-1) > 0  # (B, H, T)
+        p = mass / torch.where(total > 0, total, torch.ones_like(total))
+        count = alive.sum(dim=1)  # (B, T)
+        mixture = (p * alive.unsqueeze(-1)).sum(dim=1) / count.clamp_min(1).unsqueeze(-1)
+        entropy = lambda q: -(q * torch.where(q > 0, q, torch.ones_like(q)).log()).sum(dim=-1)  # noqa: E731
+        mean_entropy = (entropy(p) * alive).sum(dim=1) / count.clamp_min(1)
+        js = torch.where(count >= 2, entropy(mixture) - mean_entropy, torch.zeros_like(mean_entropy))
+        values.append(float(js[rows].mean()))
+    return sum(values) / len(values)
+
+
 @torch.no_grad()
-def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fraction: float = 0.002) -> float | None:
+def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fraction: float = 0.002, *,
+                 at_labels: bool = False) -> float | None:
     """Share of each token's MLP activation mass held by its top ``fraction`` of slots (ReLUFormer S6).
 
     Activations are taken after the MLP's nonlinearity (softmax rows for the
     softmax memories, ``|relu|`` / ``|gelu|`` otherwise), averaged over tokens
-    and blocks; None for a model without MLPs.
+    and blocks; None for a model without MLPs. By default every position
+    counts and the slot count is rounded up (:func:`top_share`); with
+    ``at_labels`` only the positions that carry a label count (those that
+    query the memory: the others are not asked to recall anything), the
+    count is the nearest whole number of slots, and a decoder-only batch
+    ``(inputs, labels)`` is required (None otherwise).
     """
     from experiments.model import MLP
 
+    if at_labels and len(batch) != 2:
+        return None
+    asked = batch[1] != synthetic.IGNORE_INDEX if at_labels else None
     shares = []
 
     def hook(module, inputs, output):
-        act = inputs[0].abs()  # the input of MLP.down is the activation: (B, T, slots)
-        keep = max(1, math.ceil(fraction * act.shape[-1]))
-        top = act.topk(keep, dim=-1).values.sum(-1)
-        total = act.sum(-1).clamp_min(1e-30)
-        shares.append(float((top / total).mean()))
+        share = top_share(inputs[0], fraction, rounding="nearest" if at_labels else "ceil")  # the MLP's activation
+        shares.append(float(share[asked].mean() if asked is not None else share.mean()))
 
     handles = [m.down.register_forward_hook(hook) for m in model.modules() if isinstance(m, MLP)]
     try:
-        if not handles:
+        if not handles or (asked is not None and not bool(asked.any())):
             return None
         was_training = model.training
         model.eval()

@@ -28,8 +28,8 @@ from experiments import attention
 from experiments.config import ConfigError, check_values, from_dict, stable_hash, to_dict
 from experiments.atomic import atomic_write_text
 from experiments import cache
-from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, failure_path, git_revision, holder_line,
-                               load_result, lock_path, result_path, versions)
+from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, clear, failure_path, git_revision,
+                               holder_line, load_result, lock_path, result_path, versions)
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, at_length, resolve_device, train
 
@@ -151,17 +151,27 @@ def estimated_bytes(config: RunConfig) -> dict[str, int]:
     per_layer = (4 * stacks + 2 * ratio * stacks + 4 * (stacks - 1)) * width * width  # q,k,v,o; MLP; cross-attention
     parameters = 2 * vocab * width + 2 * length * width + layers * per_layer
 
+    head_dim = width // model.num_heads
+    features = model.attention.feature_dim(head_dim) if hasattr(model.attention, "feature_dim") else 0
+    parameters += layers * features * head_dim  # a random-feature projection per layer, where there is one
+
     def activations(batch: int, tokens: int, live_layers: int, copies: int) -> int:
         """Bytes (fp32) of ``live_layers`` layers' tensors and ``copies`` of each map and of the logits."""
-        matrix = holds_matrix(model.attention, config.device_type(), tokens, tokens, width // model.num_heads)
-        per_token = live_layers * stacks * (width * (12 + 3 * ratio) + copies * (model.num_heads * tokens
-                                                                                   if matrix else 0))
+        matrix = holds_matrix(model.attention, config.device_type(), tokens, tokens, head_dim)
+        per_token = live_layers * stacks * (width * (12 + 3 * ratio) + copies * model.num_heads * (
+            (tokens if matrix else 0) + 2 * features))  # the map; phi(q) and phi(k)
         return 4 * batch * tokens * (per_token + copies * vocab)
+
+    def test_set(tokens: int) -> int:
+        """Bytes of a test set on the device: int64 inputs and labels (and source), a seq2seq task's gold links."""
+        source = getattr(task, "source_len", 0)
+        return task.num_test_examples * (8 * (2 * tokens + source) + tokens * source)
 
     training = activations(train.batch_size, length, layers, 3)  # forward values, their gradients, the backward's
     evaluation = activations(min(task.num_test_examples, EVAL_BATCH), longest, 1, 2)  # no gradients: one layer
-    return {"parameters": 16 * parameters, "activations": max(training, evaluation),
-            "total": 16 * parameters + max(training, evaluation)}
+    data = test_set(length) + (test_set(longest) if longest > length else 0)  # the test set and one at a length
+    return {"parameters": 16 * parameters, "activations": max(training, evaluation), "test_sets": data,
+            "total": 16 * parameters + max(training, evaluation) + data}
 
 
 def available_bytes(device: str) -> int:
@@ -177,9 +187,9 @@ def check_fits(config: RunConfig) -> None:
     if need["total"] > 0.9 * have:
         gib = 2**30
         raise ConfigError(f"{config.run_id()} needs about {need['total'] / gib:.1f} GiB (parameters and optimiser "
-                          f"{need['parameters'] / gib:.1f}, activations {need['activations'] / gib:.1f}); this "
-                          f"{config.device_type()} has {have / gib:.1f} GiB: use a smaller width, batch, length or "
-                          "vocabulary")
+                          f"{need['parameters'] / gib:.1f}, activations {need['activations'] / gib:.1f}, test sets "
+                          f"{need['test_sets'] / gib:.1f}); this {config.device_type()} has {have / gib:.1f} GiB: use "
+                          "a smaller width, batch, length, vocabulary, feature count or num_test_examples")
 
 
 def check_compatible(config: RunConfig) -> None:
@@ -274,7 +284,7 @@ def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = Fal
     if fresh:
         checkpoint.unlink(missing_ok=True)  # --force: never resume, whatever a checkpoint holds
     outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint)
-    failure_path(config, root).unlink(missing_ok=True)
+    clear(failure_path(config, root))
     result = {
         "schema": SCHEMA_VERSION,
         "key": config.key(),
@@ -291,8 +301,10 @@ def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = Fal
     result, non_finite = finite_json(result)
     if non_finite:
         result["non_finite_fields"] = non_finite  # written as null; named here
+    if result_path(config, root).is_dir():  # a planted folder: moved aside, so the trained result is kept
+        clear(result_path(config, root))
     atomic_write_text(result_path(config, root), json.dumps(result, indent=1, allow_nan=False) + "\n")
-    checkpoint.unlink(missing_ok=True)
+    clear(checkpoint)
     return result
 
 

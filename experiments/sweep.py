@@ -42,7 +42,8 @@ from experiments.runs import RunConfig, check_compatible, check_fits, describe, 
 from experiments.sweep_files import MAX_RUNS, _distinct, file_configs, iter_file_configs  # noqa: F401 - re-exported
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
-                  "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "decode_state_bytes", "wall_seconds",
+                  "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "ffn_top_mass_at_queries",
+                  "head_diversity_at_queries", "decode_state_bytes", "wall_seconds",
                   "device_name")
 
 
@@ -151,6 +152,10 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     if "aer" in final:
         columns["aer"] = min(final["aer"]["best_per_layer"])
+        null = final["aer"].get("null_rate")
+        if null:  # the cross-attention head that switches off most at unaligned words, and the same head elsewhere
+            flat = [(u, a) for lu, la in zip(null["unaligned"], null["aligned"]) for u, a in zip(lu, la)]
+            columns["cross_null.unaligned.max"], columns["cross_null.aligned.at_that_head"] = max(flat)
     for name, summary in final.get("attention_stats", {}).items():
         columns[f"attn.{name}.mean"] = summary["mean"]
         columns[f"attn.{name}.max"] = summary["max"]
@@ -160,6 +165,26 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     for length, accuracy in final.get("length_accuracy", {}).items():
         columns[f"length.{length}"] = accuracy
     return columns
+
+
+def _largest(values: Any) -> float | None:
+    """The largest of a list of numbers; None for anything else (a result file is untrusted input)."""
+    if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values):
+        return float(max(values))
+    return None
+
+
+def probe_columns(result: dict[str, Any]) -> dict[str, Any]:
+    """Flat columns of a result's mechanism probes: the largest per-layer RMS(attention output) / RMS(residual)
+    at initialisation and at the last evaluation, and the largest pre-clip gradient norm of the run."""
+    probes = result.get("probes") if isinstance(result.get("probes"), dict) else {}
+    curve = result.get("curve") if isinstance(result.get("curve"), list) else []
+    last = next((p["output_ratio"] for p in reversed(curve) if isinstance(p, dict) and p.get("output_ratio")), None)
+    columns = {"probe.output_ratio_at_init.max": _largest(probes.get("output_ratio_at_init")),
+               "probe.output_ratio.final.max": _largest(last),
+               "probe.grad_norm_max": _largest([probes.get("grad_norm_max")]),
+               "probe.null_rate_at_init": _largest([probes.get("null_rate_at_init")])}
+    return {k: v for k, v in columns.items() if v is not None}
 
 
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
@@ -179,6 +204,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
             row[column] = final.get(column, result.get(column))
         row.update(runs.learning(config, result))
         row.update(analysis_columns(final))
+        row.update(probe_columns(result))
         rows.append(row)
     columns = list(dict.fromkeys(column for row in rows for column in row))
     out = io.StringIO()

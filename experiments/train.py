@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import synthetic
-from experiments import metrics
+from experiments import attention_stats, metrics
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
 from experiments.atomic import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
@@ -178,12 +178,16 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
         probe = tuple(t[:PROBE_EXAMPLES] for t in test)  # a fixed slice of the test set for the analyses below
         if synthetic.kind_of(task) == "seq2seq":  # the task gives gold alignment links: score the maps on them
             aligned = tuple(t[:batch_size] for t in test)
-            result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3])
+            result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3],
+                                                    rows=metrics.target_words(aligned[2]))
         maps, causal = model.attention_maps(probe)
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
+        if synthetic.kind_of(task) == "lm":  # R5 on the rows the task asks about, the same for every variant
+            result["head_diversity_at_queries"] = metrics.head_diversity_at(maps, probe[1] != synthetic.IGNORE_INDEX)
         if synthetic.kind_of(task) == "lm" and probe[0].shape[1] <= PROBE_MAP_MAX_LEN:
             result["probe_maps"] = metrics.first_example_maps(maps, probe[0])
         result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
+        result["ffn_top_mass_at_queries"] = metrics.ffn_top_mass(model, probe, at_labels=True)
         result["decode_state_bytes"] = metrics.decode_state_bytes(model, test[0].shape[1])
     model.train()
     return result
@@ -216,6 +220,17 @@ def output_ratios(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *, aut
         ratios = model.output_ratios(tuple(t[:PROBE_EXAMPLES] for t in test))
     model.train()
     return ratios
+
+
+def null_rate(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *, autocast: bool) -> float:
+    """The largest per-head rate of all-zero attention rows on the probe slice (ReLA's R6 measured against
+    this at initialisation, where a causal ReLU head already has some: row i is all zero with probability
+    about 2^-(i+1))."""
+    model.eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        maps, causal = model.attention_maps(tuple(t[:PROBE_EXAMPLES] for t in test))
+    model.train()
+    return max(float(attention_stats.null_rate(w.float(), causal=causal).max()) for w in maps)
 
 
 def gradient_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
@@ -275,11 +290,14 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             curve, steps_run = list(saved["curve"]), int(saved["step"])
             spikes, earlier_seconds = int(saved.get("loss_spikes", 0)), float(saved.get("train_seconds", 0.0))
             at_init = [float(r) for r in saved.get("output_ratio_at_init", [])]
+            null_at_init = saved.get("null_rate_at_init")
+            null_at_init = float(null_at_init) if null_at_init is not None else None
         except Exception as error:  # noqa: BLE001 - anything that does not load safely is set aside
             quarantine(checkpoint, f"does not load as a checkpoint of this run ({type(error).__name__})")
             return train(task, model_config, config, progress=progress, checkpoint=checkpoint)
     if steps_run == 0:
         at_init = output_ratios(model, test, autocast=autocast)
+        null_at_init = null_rate(model, test, autocast=autocast)
     started = time.perf_counter()
     bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
     for step in range(steps_run, config.steps):
@@ -322,7 +340,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                 _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                               "schedule": schedule.state_dict(), "stream": stream.get_state(),
                                               "curve": curve, "step": steps_run, "loss_spikes": spikes,
-                                              "output_ratio_at_init": at_init,
+                                              "output_ratio_at_init": at_init, "null_rate_at_init": null_at_init,
                                               "train_seconds": earlier_seconds + time.perf_counter() - started})
             bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
             if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
@@ -350,7 +368,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "test_set_sha256": synthetic.tensor_hash(*test),
-        "probes": {"output_ratio_at_init": at_init,
+        "probes": {"output_ratio_at_init": at_init, "null_rate_at_init": null_at_init,
                    "grad_norm_max": max((p["grad_norm_max"] for p in curve if p.get("grad_norm_max") is not None),
                                         default=None)},
     }

@@ -19,8 +19,9 @@ from paper_figs._rows import group, load, value, variant  # noqa: E402,F401 - re
 COLORS = {
     "softmax": "#1f77b4", "softmax_ln": "#aec7e8", "linear": "#ff7f0e", "norm_linear": "#ffbb78",
     "inline": "#8c564b", "relu": "#d62728", "rela_g": "#2ca02c", "rela_i": "#98df8a", "relu_len": "#e377c2",
-    "reluformer": "#9467bd", "reluformer+reg": "#c5b0d5", "sigmoid": "#17becf", "sparsemax": "#bcbd22",
-    "entmax15": "#7f7f7f", "ssmax": "#393b79", "softmax1": "#6baed6", "softpick": "#e7ba52",
+    "reluformer": "#9467bd", "reluformer+reg0.1": "#c5b0d5",
+    "reluformer+reg0.01": "#dadaeb", "reluformer+reg1": "#54278f", "sigmoid": "#17becf", "sparsemax": "#bcbd22",
+    "entmax15": "#7f7f7f", "rmsnorm": "#637939", "ssmax": "#393b79", "softmax1": "#6baed6", "softpick": "#e7ba52",
     "stick_breaking": "#843c39",
 }
 

@@ -24,11 +24,22 @@ def value(row: dict[str, str], column: str) -> float:
 
 
 def variant(row: dict[str, str]) -> str:
-    """The attention name, with ReLUFormer's regularised setting told apart."""
+    """The attention name, with two settings of a variant told apart: ReLUFormer with its row regularisers
+    (``reluformer+reg<weight>``) and ReLA-i with gain 1 (``rmsnorm``: a plain RMSNorm over the heads)."""
     name = row["model.attention.name"]
-    if name == "reluformer" and float(row.get("model.attention.norm_loss_weight") or 0) > 0:
-        return "reluformer+reg"
+    weight = float(row.get("model.attention.norm_loss_weight") or 0)
+    if name == "reluformer" and weight > 0:
+        return f"reluformer+reg{weight:g}"
+    if name == "rela_i" and row.get("model.attention.gain_init") == "ones":
+        return "rmsnorm"
     return name
+
+
+def setting(row: dict[str, str]) -> str:
+    """``paper`` for a run in the ReLA authors' training setting (post-LN, unit-scaling init), ``recipe``
+    for the recall recipe's (pre-LN, GPT-2 init)."""
+    paper = row.get("model.norm_placement") == "post" and row.get("model.init") == "unit_scaling"
+    return "paper" if paper else "recipe"
 
 
 def group(rows, *keys: str | Callable[[dict[str, str]], object]) -> dict[tuple, list[dict[str, str]]]:

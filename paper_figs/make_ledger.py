@@ -19,7 +19,8 @@ from pathlib import Path
 
 from experiments import cli
 from experiments.atomic import atomic_write_text
-from paper_figs.claims import CLAIMS, LEDGER_SWEEPS, VERDICTS, Evidence
+from paper_figs import settings
+from paper_figs.claims import CLAIMS, LEDGER_SWEEPS, MIN_SEEDS, VERDICTS, Evidence
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -35,7 +36,9 @@ def gather(sweeps: Path, theory: Path, speed: Path | None) -> Evidence:
     for path in sorted(theory.glob("*.json")):
         evidence.theory.extend(json.loads(path.read_text()))
     if speed is not None and speed.exists():  # the benchmark's JSON report; rows that did not run are left out
-        evidence.speed = [row for row in json.loads(speed.read_text())["kernels"] if row.get("seconds_ratio")]
+        report = json.loads(speed.read_text())
+        evidence.speed = [row for row in report["kernels"] if row.get("seconds_ratio")]
+        evidence.decoding = [row for row in report.get("decoding", []) if row.get("token_ratio")]
     return evidence
 
 
@@ -64,13 +67,21 @@ def render(evidence: Evidence, profile: str) -> str:
         "learn is `inconclusive`, never reproduced or not; the recall sweeps put a token shift before attention "
         "(the same for every variant; `model.token_mixing` in the CSVs).",
         "",
+        f"Statistics: a group of seeds learned when most of its seeds did; two groups differ only when every "
+        f"leave-one-seed-out difference of their means has one sign and exceeds the noise (the larger of the "
+        f"claim's margin and each group's spread once its seed farthest from the median is set aside), with at "
+        f"least {MIN_SEEDS} seeds a group; so one failed seed can neither make a tie nor a win. A negative "
+        f"verdict needs the claim's mechanism present in its probe; each trained claim's setting card (below "
+        f"the table) gives the paper's setting against ours.",
+        "",
         "| id | claim | source | paper | ours | criterion | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
     for claim, ours, verdict in judged:
         cells = [claim.id, claim.claim, claim.source, claim.paper, ours, claim.criterion, f"**{verdict}**"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    lines += ["", *settings.render_markdown(evidence, [claim.id for claim in CLAIMS])]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 
 from paper_figs._plot import (chance_line, color, group, log_ticks, main, mean_range, plt, save, spread_line,
                               title, value, variant)
-from paper_figs.claims_beyond import SINK_BASELINE, SINK_REMOVERS
+from paper_figs.claims_beyond import SINK_BASELINE, SINK_COLUMN, SINK_REMOVERS
 
 
 def accuracy_by_length(ax, rows, task):
@@ -34,8 +34,8 @@ def sinks(ax, rows):
     groups = group(rows, variant)
     names = [n for n in (SINK_BASELINE, *SINK_REMOVERS, "rela_g") if (n,) in groups]
     length = int(rows[0]["task.seq_len"])
-    for offset, (column, label, hatch) in enumerate((("attn.first_mass.mean", "share on first token", None),
-                                                     ("attn.null_rate.mean", "all-zero rows", "//"))):
+    for offset, (column, label, hatch) in enumerate(((SINK_COLUMN, "share on first token, most sink-like head",
+                                                      None), ("attn.null_rate.mean", "all-zero rows", "//"))):
         stats = [mean_range(value(r, column) for r in groups[(n,)]) for n in names]
         ax.bar(np.arange(len(names)) + (offset - 0.5) * 0.38, [m for m, _, _ in stats], 0.38,
                yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=3, hatch=hatch,
@@ -43,7 +43,7 @@ def sinks(ax, rows):
     ax.axhline(np.mean([1 / n for n in range(2, length + 1)]), color="gray", ls="--", lw=1,
                label="first-token share of a uniform row")
     ax.set_xticks(range(len(names)), names, fontsize=7)
-    ax.set(ylabel="per head, mean over layers", ylim=(0, 1))
+    ax.set(ylabel="share of a row", ylim=(0, 1))
     ax.legend(fontsize=6)
     ax.set_title("B3: sinks and null rows (MQAR, trained length)", fontsize=8)
 

@@ -27,7 +27,7 @@ import synthetic
 from experiments import cli, untrusted
 from experiments.atomic import atomic_path, atomic_write_text
 from experiments.cache import git_revision
-from paper_figs import make_ledger
+from paper_figs import make_ledger, settings
 from paper_figs._rows import value, variant
 from paper_figs.claims import CLAIMS, VERDICTS
 
@@ -158,6 +158,12 @@ def card(claim, ours: str, verdict: str, evidence, args, page: Path) -> str:
              f"<tr><th>the paper</th><td>{esc(claim.paper)}</td></tr>",
              f"<tr><th>ours</th><td>{esc(ours)}</td></tr>",
              f"<tr><th>criterion</th><td>{esc(claim.criterion)}</td></tr></table>"]
+    setting_rows = settings.CARDS[claim.id].table(evidence) if claim.id in settings.CARDS else []
+    if setting_rows:
+        parts.append(f"<p>setting ({esc(settings.CARDS[claim.id].reads)}):</p><table class=\"setting\">"
+                     "<tr><th>factor</th><th>paper</th><th>ours</th><th>why ours differs</th></tr>"
+                     + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in setting_rows)
+                     + "</table>")
     for name in spec.get("figures", []):
         path = args.figures / name
         if path.exists():

@@ -10,7 +10,12 @@ through a fixed lexicon (a bijection of the content vocabulary drawn from
 - ``permutation``: a uniform random order per example.
 
 With ``fertility_prob > 0`` a source word produces, with that probability,
-a second target word (through a second lexicon): a one-to-many link. The
+a second target word (through a second lexicon): a one-to-many link. With
+``particle_fraction > 0`` that fraction of the source words (a fixed class,
+drawn with the lexicons) is preceded in the target by a particle, token
+``PARTICLE = 3``, like an article before a noun: a target word with no gold
+link (unaligned), predictable only by looking at the source word it comes
+before. Content tokens are then ``4 .. V-1`` on both sides. The
 decoder reads ``BOS y_1 .. y_T`` and is labelled ``y_1 .. y_T EOS``; padding
 is ``PAD`` with label ``-100``. The gold alignment ``(B, T_max, S)`` marks
 label position ``t`` as aligned to the source position its word came from
@@ -24,7 +29,8 @@ lexicon 5->8, 7->3, 4->6)::
     inputs   1 6 3 8 0 0 0        labels  6 3 8 2 . . .
     gold     label 0 <- source 2, label 1 <- source 1, label 2 <- source 0
 
-Constraints: ``V >= 4``; ``source_len >= 1``; probabilities in [0, 1].
+Constraints: ``V >= 4`` (``V >= 5`` with particles); ``source_len >= 1``; probabilities and fractions
+in [0, 1].
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from experiments.config import check_choices, param, require
 from synthetic import IGNORE_INDEX, Task, register
 
 PAD, BOS, EOS, FIRST_CONTENT = 0, 1, 2, 3
+PARTICLE = 3  # with particle_fraction > 0: the unaligned target word (content starts at 4 then)
 REORDERINGS = ("identity", "reversal", "local_swaps", "permutation")
 
 
@@ -48,6 +55,9 @@ class AlignmentConfig:
     reordering: str = param("identity", "target word order", choices=REORDERINGS)
     swap_prob: float = param(0.5, "local_swaps: probability that an adjacent pair swaps")
     fertility_prob: float = param(0.0, "probability that a source word yields two target words (one-to-many)")
+    particle_fraction: float = param(0.0, "fraction of the source words whose translation is preceded by an "
+                                          "unaligned particle (a target word with no gold link: what null attention "
+                                          "can leave unlinked; ReLA, arXiv 2104.07012)", added=True)
     lexicon_seed: int = param(11, "seed of the word-to-word lexicons")
     num_test_examples: int = param(1000, "size of the fixed test set")
     test_seed: int = param(1_000_003, "seed of the fixed test set")
@@ -58,28 +68,42 @@ class AlignmentConfig:
         require(self.source_len >= 1, f"source_len must be positive, got {self.source_len}")
         require(0.0 <= self.swap_prob <= 1.0, f"swap_prob must be in [0, 1], got {self.swap_prob}")
         require(0.0 <= self.fertility_prob <= 1.0, f"fertility_prob must be in [0, 1], got {self.fertility_prob}")
+        require(0.0 <= self.particle_fraction <= 1.0,
+                f"particle_fraction must be in [0, 1], got {self.particle_fraction}")
+        require(self.particle_fraction == 0 or self.vocab_size >= 5,
+                f"particle_fraction > 0 needs vocab_size >= 5 (token 3 is the particle), got {self.vocab_size}")
         require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
     @property
+    def first_content(self) -> int:
+        return FIRST_CONTENT + (self.particle_fraction > 0)
+
+    @property
     def seq_len(self) -> int:
-        """Longest decoder sequence: two words per source word, plus BOS/EOS."""
-        return 2 * self.source_len + 1
+        """Longest decoder sequence: two words per source word (three with particles), plus BOS/EOS."""
+        return (2 + (self.particle_fraction > 0)) * self.source_len + 1
 
 
 @functools.lru_cache(maxsize=16)
-def lexicons(config: AlignmentConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Two ``(V,)`` maps from source token to target token (identity on special tokens).
+def lexicons(config: AlignmentConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
+    """Two ``(V,)`` maps from source token to target token (identity on special tokens), and the ``(V,)``
+    boolean class of source tokens whose translation a particle precedes (none without particles).
 
     Drawn on the CPU and cached per (config, device), as the memorisation table is; callers only read them.
     """
     generator = torch.Generator().manual_seed(config.lexicon_seed)
-    content = config.vocab_size - FIRST_CONTENT
+    first = config.first_content
+    content = config.vocab_size - first
     maps = []
     for _ in range(2):
         table = torch.arange(config.vocab_size)
-        table[FIRST_CONTENT:] = torch.randperm(content, generator=generator) + FIRST_CONTENT
+        table[first:] = torch.randperm(content, generator=generator) + first
         maps.append(table)
-    return maps[0].to(device), maps[1].to(device)
+    marked = torch.zeros(config.vocab_size, dtype=torch.bool)
+    if config.particle_fraction > 0:
+        chosen = torch.randperm(content, generator=generator)[:round(config.particle_fraction * content)] + first
+        marked[chosen] = True
+    return maps[0].to(device), maps[1].to(device), marked.to(device)
 
 
 def _order(config: AlignmentConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -102,19 +126,23 @@ def _order(config: AlignmentConfig, batch: int, generator: torch.Generator) -> t
 
 def generate(config: AlignmentConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device, batch, length = generator.device, num_examples, config.source_len
-    first, second = lexicons(config, device)
-    source = torch.randint(FIRST_CONTENT, config.vocab_size, (batch, length), generator=generator, device=device)
+    first, second, marked = lexicons(config, device)
+    source = torch.randint(config.first_content, config.vocab_size, (batch, length), generator=generator,
+                           device=device)
     fertile = torch.rand(batch, length, generator=generator, device=device) < config.fertility_prob  # per source
     order = _order(config, batch, generator)  # (B, S)
     fertile_in_order = fertile.gather(1, order)
-    words = 1 + fertile_in_order.long()  # target words per slot
-    start = words.cumsum(dim=1) - words  # first target index of each slot
+    source_in_order = source.gather(1, order)
+    particle = marked[source_in_order]  # (B, S): a particle opens this slot (never without particles)
+    words = 1 + fertile_in_order.long() + particle.long()  # target words per slot
+    start = words.cumsum(dim=1) - words + particle.long()  # target index of each slot's first translation
     total = words.sum(dim=1)  # (B,)
 
     width = config.seq_len
     targets = torch.full((batch, width + 1), PAD, dtype=torch.long, device=device)  # one spare column for scatter
     origin = torch.full((batch, width + 1), -1, dtype=torch.long, device=device)
-    source_in_order = source.gather(1, order)
+    particle_index = torch.where(particle, start - 1, torch.full_like(start, width))  # spare column if unused
+    targets.scatter_(1, particle_index, torch.where(particle, PARTICLE, PAD))  # origin stays -1: no gold link
     targets.scatter_(1, start, first[source_in_order])
     origin.scatter_(1, start, order)
     second_index = torch.where(fertile_in_order, start + 1, torch.full_like(start, width))  # spare column if unused
@@ -132,11 +160,10 @@ def generate(config: AlignmentConfig, num_examples: int, generator: torch.Genera
 
 
 def chance(config: AlignmentConfig) -> float:
-    """A uniform pick among the content tokens for each target word, and the end token (its place is known).
-
-    With ``W`` target words expected per example, ``(W / (V - 3) + 1) / (W + 1)``.
+    """A uniform pick among the target words (content and particle) for each, and the end token (its place
+    is known). With ``W`` target words expected per example, ``(W / (V - 3) + 1) / (W + 1)``.
     """
-    words = config.source_len * (1.0 + config.fertility_prob)
+    words = config.source_len * (1.0 + config.fertility_prob + config.particle_fraction)
     return (words / (config.vocab_size - FIRST_CONTENT) + 1.0) / (words + 1.0)
 
 

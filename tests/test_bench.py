@@ -26,7 +26,7 @@ def test_peak_memory_sees_a_tensor_allocated_and_freed_inside_the_block():
 
 def test_every_variant_is_benchmarked_in_each_of_its_forms():
     labels = [c["label"] for c in bench.cases("cpu")]
-    assert bench.BASELINE in labels
+    assert bench.BASELINE in labels and bench.MATERIALISED in labels
     for form in ("parallel", "chunked", "recurrent"):
         assert f"linear ({form})" in labels
     for form in ("materialised", "blockwise"):
@@ -68,12 +68,14 @@ def test_a_small_run_writes_json_table_and_plot(tmp_path):
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     assert report["device"].startswith(device) and report["settings"]["lengths"] == [64, 128]
     labels = {r["label"] for r in report["kernels"]}
-    assert labels == {bench.BASELINE, "relu (blockwise)", "linear (chunked)"}
+    assert labels == {bench.BASELINE, bench.MATERIALISED, "relu (blockwise)", "linear (chunked)"}
     for row in report["kernels"]:
         assert row["seconds"] > 0 and row["peak_bytes"] >= 0
         if row["label"] == bench.BASELINE:
             assert row["seconds_ratio"] == 1.0
     assert {r["variant"] for r in report["training"]} == {"softmax", "relu", "linear"}
+    assert {r["variant"] for r in report["decoding"]} == {"softmax", "relu", "linear"}
+    assert all(r["seconds_per_token"] > 0 for r in report["decoding"])
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "| relu (blockwise) |" in out.with_suffix(".md").read_text()
 
@@ -104,13 +106,15 @@ def test_bad_benchmark_arguments_name_the_choices(capsys):
 
 
 def test_the_speed_table_is_the_same_benchmark_at_default_forms_and_feeds_the_figure_and_the_ledger(tmp_path):
-    defaults = bench.cases("cpu", defaults=True)
+    defaults = [c for c in bench.cases("cpu", defaults=True) if c["label"] != bench.MATERIALISED]
     assert [c["variant"] for c in defaults] == attention.names() and all(c["form"] is None for c in defaults)
     out = tmp_path / "speed.json"
     assert bench.main(["--out", str(out), "--cases", "defaults", "--no-training", "--no-plot", "--lengths", "16",
                        "--repeats", "1", "--only", "rela_g", "sparsemax", "entmax15"]) == 0
     report = json.loads(out.read_text())
-    assert sorted(r["label"] for r in report["kernels"]) == sorted([bench.BASELINE, "entmax15", "rela_g", "sparsemax"])
+    assert sorted(r["label"] for r in report["kernels"]) == sorted([bench.BASELINE, bench.MATERIALISED, "entmax15",
+                                                                    "rela_g", "sparsemax"])
+    assert sorted(r["variant"] for r in report["decoding"]) == ["entmax15", "rela_g", "softmax", "sparsemax"]
     assert report["training"] == [] and report["targets"] == [] and not out.with_suffix(".png").exists()
     assert next(r for r in report["kernels"] if r["variant"] == "softmax")["seconds_ratio"] == 1.0
     from paper_figs import plot_speed
@@ -118,5 +122,13 @@ def test_the_speed_table_is_the_same_benchmark_at_default_forms_and_feeds_the_fi
     assert (tmp_path / "speed.png").stat().st_size > 10_000
     r4 = next(c for c in CLAIMS if c.id == "R4")
     ours, verdict = r4.verdict(make_ledger.gather(tmp_path / "none", tmp_path / "none", out))
-    assert verdict in ("reproduced", "partly", "not reproduced") and "rela_g" in ours
+    assert verdict in ("reproduced", "partly", "not reproduced") and "rela_g" in ours and "decoding speed" in ours
+
+
+def test_the_materialised_softmax_forms_the_map_and_matches_sdpa():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 16, 8, generator=gen) for _ in range(3))
+    fused = bench.attend_fn({"label": bench.BASELINE, "variant": "softmax", "form": None})
+    formed = bench.attend_fn({"label": bench.MATERIALISED, "variant": "softmax", "form": "materialised"})
+    torch.testing.assert_close(formed(q, k, v), fused(q, k, v), atol=1e-5, rtol=1e-5)
 

@@ -104,14 +104,65 @@ def test_learning_rates_outside_the_stated_range_are_refused(lr):
         TrainConfig(lr=lr)
 
 
-@pytest.mark.parametrize("content", ["", "garbage", "host", "a b c", "\x00\xff", f"{platform.node()} 1"])
-def test_an_untrustworthy_lock_is_stale_once_its_heartbeat_stops(tmp_path, content):
+@pytest.mark.parametrize("content", ["", "garbage", "host", "a b c", "\x00\xff"])
+def test_a_lock_that_does_not_parse_is_nobodys(tmp_path, content):
     lock = tmp_path / "x.lock"
     lock.write_bytes(content.encode("utf-8", "surrogateescape"))
-    assert cache.holder_alive(lock)  # fresh: it may be being written, or its holder is alive
+    assert not cache.holder_alive(lock)  # acquire() never shows a lock before its content: nobody wrote this one
+
+
+def test_a_parsed_lock_is_stale_once_its_heartbeat_stops(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text(f"{platform.node()} 1")  # pid 1 is alive, but it is no runner
+    assert cache.holder_alive(lock)  # fresh: its holder may be alive
     old = time.time() - cache.STALE_AFTER_SECONDS - 1
     os.utime(lock, (old, old))
-    assert not cache.holder_alive(lock)  # pid 1, garbage, empty: nobody refreshed it, so nobody holds it
+    assert not cache.holder_alive(lock)  # nobody refreshed it, so nobody holds it
+
+
+def test_a_lock_dated_in_the_future_is_stale(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text(f"other-host {os.getpid()}")
+    ahead = time.time() + 10 * 365 * 86400  # ten years ahead: it would otherwise stay fresh until then
+    os.utime(lock, (ahead, ahead))
+    assert not cache.holder_alive(lock)
+    soon = time.time() + 60  # a minute of clock skew between hosts is still a heartbeat
+    os.utime(lock, (soon, soon))
+    assert cache.holder_alive(lock)
+
+
+def test_a_directory_at_the_lock_path_is_moved_aside_once(tmp_path, capsys):
+    lock = tmp_path / "runs" / "x.lock"
+    (lock / "inside").mkdir(parents=True)
+    assert cache.acquire(lock) and lock.is_file()
+    assert lock.read_text() == f"{platform.node()} {os.getpid()}"
+    assert capsys.readouterr().err.count("is a directory where a lock file belongs") == 1
+    assert len(list(lock.parent.glob("x.lock.corrupt-*"))) == 1
+
+
+def test_a_lock_whose_write_fails_leaves_no_lock_behind(tmp_path, monkeypatch):
+    lock = tmp_path / "x.lock"
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fd, mode):
+            self.handle = real_fdopen(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(os, "fdopen", Full)
+    with pytest.raises(OSError, match="No space left"):
+        cache.acquire(lock)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []  # neither an empty lock nor its private file
+    assert cache.acquire(lock)
 
 
 def test_a_lock_naming_this_process_is_never_waited_on(tmp_path):
@@ -355,3 +406,41 @@ def test_options_that_would_fail_mid_training_are_refused_before_it(flags, messa
                "--results-dir", str(tmp_path / "r"))
     assert done.returncode == 2 and "form=fused" in done.stderr
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))  # not even the good run
+
+
+def test_a_directory_at_the_failure_record_path_does_not_lose_the_trained_result(tmp_path, capsys):
+    config = smoke_config()
+    failed = cache.failure_path(config, tmp_path)
+    (failed / "planted").mkdir(parents=True)
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not cached and cache.load_result(config, tmp_path) == result
+    assert not failed.exists() and len(list(failed.parent.glob(failed.name + ".corrupt-*"))) == 1
+    assert capsys.readouterr().err.count("is a directory where a file of the result cache belongs") == 1
+    (failed / "again").mkdir(parents=True)
+    cache.record_failure(config, "worker died: signal 9", tmp_path)  # the failure handler itself
+    assert failed.is_file()
+
+
+def test_a_directory_at_the_result_path_is_moved_aside_and_the_result_written(tmp_path):
+    config = smoke_config()
+    path = cache.result_path(config, tmp_path)
+    (path / "planted").mkdir(parents=True)
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not cached and path.is_file() and cache.load_result(config, tmp_path) == result
+
+
+@pytest.mark.parametrize("argv", [
+    ["--task", "mqar", "--num-test-examples", "1000000000"],
+    ["--task", "mqar", "--attention", "linear", "model.attention.feature_map=performer",
+     "model.attention.num_features=1000000000"],
+    ["--task", "mqar", "--attention", "linear", "model.attention.feature_map=dpfp", "model.attention.dpfp_nu=1000000000"],
+])
+def test_a_config_whose_test_set_or_features_cannot_fit_is_refused_at_parse_time(tmp_path, argv, capsys):
+    from experiments import run as run_cli
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cli.main([*argv, "--dry-run", "--results-dir", str(tmp_path / "results")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GiB" in err[0] and "num_test_examples" in err[0]
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))

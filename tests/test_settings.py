@@ -117,3 +117,155 @@ def test_every_result_records_its_probes_at_init_and_at_each_evaluation(tmp_path
     train(task, config, TrainConfig(**{**steps.__dict__, "steps": 3}), progress=False, checkpoint=checkpoint)
     resumed = train(task, config, steps, progress=False, checkpoint=checkpoint)
     assert resumed["probes"] == result["probes"] and resumed["curve"] == result["curve"]
+    assert 0.0 <= result["probes"]["null_rate_at_init"] <= 1.0
+
+
+def test_the_null_rate_probe_at_init_sees_causal_relus_zero_rows():
+    # a causal ReLU head's first row sees one key: all zero whenever that one score is negative (about half the
+    # time), so the largest per-head rate at initialisation is well above 0 for relu and exactly 0 for softmax
+    from experiments.train import null_rate
+
+    test = (torch.randint(128, (64, 32), generator=torch.Generator().manual_seed(1)),)
+    assert null_rate(model("relu", length=32), test, autocast=False) > 0.005
+    assert null_rate(model("softmax", length=32), test, autocast=False) == 0.0
+
+
+# --- S6: the memory's concentration, where it is asked and on whole slots ---------------------------------------
+
+def test_the_top_share_counts_the_nearest_whole_number_of_slots():
+    from experiments.metrics import top_share
+
+    act = torch.zeros(1, 512)
+    act[0, :2] = torch.tensor([3.0, 1.0])  # 0.2% of 512 is 1.02 slots
+    act[0, 2:] = 1.0 / 510
+    assert float(top_share(act, 0.002, rounding="nearest")) == pytest.approx(3 / 5)  # one slot
+    assert float(top_share(act, 0.002)) == pytest.approx(4 / 5)  # rounded up: two slots, 0.39%
+
+
+def test_the_memorys_top_mass_at_queries_reads_only_the_labelled_positions():
+    from experiments.metrics import ffn_top_mass
+
+    task = synthetic.make_config("memorisation", vocab_size=32, num_facts=16, key_tokens=2, seq_len=18,
+                                 num_test_examples=8)
+    inputs, labels = synthetic.test_set(task)
+    torch.manual_seed(0)
+    config = ModelConfig(d_model=16, num_heads=2, num_layers=1, mlp_activation="softmax", mlp_ratio=4)
+    net = Transformer(config, vocab_size=32, max_len=18)
+    asked = labels != synthetic.IGNORE_INDEX
+    assert 0 < int(asked.sum()) < asked.numel()
+    seen = []
+    hook = net.blocks[0].mlp.down.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    at_queries = ffn_top_mass(net, (inputs, labels), at_labels=True)
+    hook.remove()
+    act = seen[0].abs()
+    keep = max(1, round(0.002 * act.shape[-1]))
+    expected = (act.topk(keep, dim=-1).values.sum(-1) / act.sum(-1))[asked].mean()
+    assert at_queries == pytest.approx(float(expected))
+    assert ffn_top_mass(net, (inputs, labels)) != pytest.approx(at_queries)  # every position, rounded up
+
+
+# --- R5: head diversity on the same rows for every variant ------------------------------------------------------
+
+def test_head_diversity_at_queries_scores_every_asked_row_and_a_switched_off_head_as_absent():
+    from experiments.metrics import head_diversity_at
+
+    torch.manual_seed(0)
+    w = torch.rand(2, 3, 5, 5)
+    every = torch.ones(2, 5, dtype=torch.bool)
+    assert head_diversity_at([w], every) == pytest.approx(float(attention_stats.head_diversity(w, causal=False)))
+    off = w.clone()
+    off[:, 0] = 0  # head 0 switched off everywhere: the divergence of the other two, on the same rows
+    assert head_diversity_at([off], every) == pytest.approx(head_diversity_at([w[:, 1:]], every))
+    alone = w.clone()
+    alone[:, 1:] = 0  # one live head: nothing to diverge from, 0 on every row (not left out)
+    assert head_diversity_at([alone], every) == 0.0
+    assert head_diversity_at([w], torch.zeros(2, 5, dtype=torch.bool)) is None
+
+
+# --- R7: unaligned words, and every target word counted -----------------------------------------------------------
+
+def alignment_task(**knobs):
+    return synthetic.make_config("alignment", vocab_size=16, source_len=6, reordering="reversal",
+                                 num_test_examples=64, **knobs)
+
+
+def test_particles_are_target_words_with_no_gold_link_before_the_marked_source_words():
+    from synthetic import alignment
+
+    task = alignment_task(particle_fraction=0.25, fertility_prob=0.25)
+    source, inputs, labels, gold = synthetic.test_set(task)
+    _, _, marked = alignment.lexicons(task)
+    particle = labels == alignment.PARTICLE
+    assert bool(particle.any()) and not bool(gold[particle].any())  # unaligned
+    assert int(marked.sum()) == round(0.25 * (16 - 4))
+    assert int((source < 4).sum()) == 0  # token 3 is the particle: content starts at 4
+    # each particle comes right before the translation of a marked source word, and every such word has one
+    after = torch.zeros_like(particle)
+    after[:, 1:] = particle[:, :-1]
+    aligned_to = gold.float().argmax(-1)
+    assert bool(marked[source.gather(1, aligned_to)][after].all())
+    assert int(particle.sum()) == int(marked[source].sum())
+    assert task.seq_len == 3 * 6 + 1 and inputs.shape[1] == task.seq_len
+    assert synthetic.chance(task) == pytest.approx((6 * 1.5 / 13 + 1) / (6 * 1.5 + 1))
+
+
+def test_without_particles_the_task_and_its_key_are_unchanged():
+    task = alignment_task(fertility_prob=0.25)
+    assert "particle_fraction" not in synthetic.config_to_dict(task)
+    assert alignment_task(particle_fraction=0.0, fertility_prob=0.25) == task
+    from experiments.metrics import target_words
+
+    _, _, labels, gold = synthetic.test_set(task)
+    assert torch.equal(target_words(labels), gold.any(-1))  # every target word has a link: the same AER rows
+
+
+def test_the_aer_counts_a_link_from_an_unaligned_word_and_not_a_null_row_there():
+    from experiments.metrics import alignment_error
+
+    gold = torch.zeros(1, 3, 2, dtype=torch.bool)
+    gold[0, 0, 0] = gold[0, 2, 1] = True  # target word 1 is unaligned
+    rows = torch.ones(1, 3, dtype=torch.bool)
+    linked = torch.zeros(1, 1, 3, 2)
+    linked[0, 0, 0, 0] = linked[0, 0, 2, 1] = 1.0
+    null = linked.clone()
+    linked[0, 0, 1, 0] = 1.0  # a head that must link every row links the unaligned word somewhere
+    assert alignment_error([null], gold, rows)["best_per_layer"] == [0.0]
+    assert alignment_error([linked], gold, rows)["best_per_layer"] == [pytest.approx(1 - 4 / 5)]
+    assert alignment_error([linked], gold)["best_per_layer"] == [0.0]  # rows with a gold link only: not seen
+
+
+def test_particle_fraction_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="particle_fraction"):
+        alignment_task(particle_fraction=1.5)
+    with pytest.raises(ConfigError, match="vocab_size >= 5"):
+        synthetic.make_config("alignment", vocab_size=4, source_len=2, particle_fraction=0.5)
+
+
+# --- the probes as CSV columns -------------------------------------------------------------------------------
+
+def test_probe_columns_take_the_largest_layer_and_ignore_what_is_not_numbers():
+    from experiments.sweep import analysis_columns, probe_columns
+
+    result = {"probes": {"output_ratio_at_init": [0.5, 12.0], "grad_norm_max": 3.0, "null_rate_at_init": 0.02},
+              "curve": [{"output_ratio": [1.0, 2.0]}, {"output_ratio": [4.0, 0.1]}]}
+    assert probe_columns(result) == {"probe.output_ratio_at_init.max": 12.0, "probe.output_ratio.final.max": 4.0,
+                                     "probe.grad_norm_max": 3.0, "probe.null_rate_at_init": 0.02}
+    planted = {"probes": {"output_ratio_at_init": ["x"], "grad_norm_max": "big"}, "curve": "not a list"}
+    assert probe_columns(planted) == {} and probe_columns({}) == {}
+    final = {"aer": {"best_per_layer": [0.4, 0.3], "null_rate": {"unaligned": [[0.1, 0.9]], "aligned": [[0.0, 0.2]]}}}
+    columns = analysis_columns(final)
+    assert columns["aer"] == 0.3
+    assert (columns["cross_null.unaligned.max"], columns["cross_null.aligned.at_that_head"]) == (0.9, 0.2)
+
+
+def test_the_aer_reports_null_rows_at_unaligned_and_aligned_words():
+    from experiments.metrics import alignment_error
+
+    gold = torch.zeros(1, 3, 2, dtype=torch.bool)
+    gold[0, 0, 0] = gold[0, 2, 1] = True  # word 1 unaligned
+    weights = torch.zeros(1, 2, 3, 2)
+    weights[0, :, 0, 0] = weights[0, :, 2, 1] = 1.0
+    weights[0, 1, 1, 0] = 1.0  # head 1 links the unaligned word; head 0 switches off there
+    null = alignment_error([weights], gold, torch.ones(1, 3, dtype=torch.bool))["null_rate"]
+    assert null == {"unaligned": [[1.0, 0.0]], "aligned": [[0.0, 0.0]]}
+    assert "null_rate" not in alignment_error([weights], gold)  # rows with a gold link only: none unaligned

@@ -196,7 +196,7 @@ def test_memorisation_uses_one_fixed_table_and_labels_first_occurrences():
 def test_alignment_targets_follow_lexicon_and_gold_links(reordering):
     config = synthetic.make_config("alignment", vocab_size=20, source_len=6, reordering=reordering,
                                    fertility_prob=0.4)
-    first, second = alignment.lexicons(config)
+    first, second, _ = alignment.lexicons(config)
     source, inputs, labels, gold = draw(config, n=100)
     for s, x, y, g in zip(source.tolist(), inputs.tolist(), labels.tolist(), gold.tolist()):
         words = [t for t in y if t != IGNORE_INDEX]

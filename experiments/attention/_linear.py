@@ -76,6 +76,15 @@ class LinearFamilyConfig:
         """The parallel form keeps the masked ``(Tq, Tk)`` score matrix; chunked and recurrent keep states."""
         return self.form == "parallel"
 
+    def feature_dim(self, head_dim: int) -> int:
+        """Features per head of phi(q), phi(k): what the memory estimate counts (a planted ``num_features`` or
+        ``dpfp_nu`` of 1e9 is refused before training, not when its tensors are allocated)."""
+        if self.feature_map == "performer":
+            return self.num_features or head_dim
+        if self.feature_map == "dpfp":
+            return 2 * head_dim * self.dpfp_nu
+        return 2 * head_dim  # the others are at most twice the head dim (cosFormer's cos and sin halves)
+
 
 def build_features(config: LinearFamilyConfig, head_dim: int) -> FeatureMap:
     return FEATURE_MAPS[config.feature_map](head_dim, config)

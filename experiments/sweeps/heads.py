@@ -16,7 +16,7 @@ TASK = ("mqar", dict(vocab_size=64, seq_len=64, num_kv_pairs=8, filler="blank", 
 PROFILES = {
     "smoke": dict(seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
                   model=dict(d_model=16, num_heads=2, **MIXING)),
-    "quick": dict(seeds=(0, 1), train=dict(steps=1000, warmup_steps=100, eval_every=50, target_accuracy=0.99),
+    "quick": dict(seeds=(0, 1, 2), train=dict(steps=1000, warmup_steps=100, eval_every=50, target_accuracy=0.99),
                   model=dict(d_model=32, num_heads=4, **MIXING)),
     "full": dict(seeds=(0, 1, 2), train=dict(steps=5000, warmup_steps=200, eval_every=250),
                  model=dict(d_model=64, num_heads=4, **MIXING)),

@@ -4,12 +4,13 @@ MQAR with 4 pairs and queries placed uniformly over the rest of the sequence
 (``power_a = 1``), so the distance between a key and its query grows with the
 length; softmax and ReLUFormer on the recall model (token shift) at the
 recipe's learning rates. The ledger compares them at the longest length
-where either learned. At the quick profile both learn at lengths 64 and 128
-(measured: a ReLUFormer step at length 256 took 0.37 s on one CPU thread, so
-256 did not fit the budget; ReLU/n stayed at chance at length 64 in 800
-steps and was dropped from the quick runs). (Single-query AR gives one label
-per sequence and did not leave chance level in 600 steps at lengths 32 and
-128 on CPU, so the sweep uses MQAR.)
+where either learned. The paper finds the two equal at lengths 128 and 256
+and ReLU ahead from 512, so only the full profile (to 2048) can show the
+claim; the quick profile trains at 128 only (at 64 both sat at the target
+accuracy in every seed, which decides nothing), where a tie is what the
+paper predicts and the ledger says inconclusive. Single-query AR gives one
+label per sequence and did not leave chance level in 600 steps at lengths
+32 and 128 on CPU, so the sweep uses MQAR.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ VARIANTS = ("softmax", "reluformer")
 PROFILES = {
     "smoke": dict(lengths=(16, 32), seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
                   model=dict(d_model=16, num_heads=2, **MIXING)),
-    "quick": dict(lengths=(64, 128), seeds=(0, 1),
+    "quick": dict(lengths=(128,), seeds=(0, 1, 2),
                   train=dict(steps=800, warmup_steps=100, eval_every=50, target_accuracy=0.95), model=RECALL_MODEL),
     "full": dict(lengths=(128, 512, 1024, 2048), seeds=(0, 1, 2),
                  train=dict(steps=10_000, warmup_steps=500, eval_every=500), model=dict(d_model=64, num_heads=4,
