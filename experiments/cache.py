@@ -157,9 +157,9 @@ def read_lock(path: Path) -> tuple[str | None, int | None, float]:
     Raises FileNotFoundError if the lock is gone.
     """
     age = time.time() - path.stat().st_mtime
-    try:
-        parts = path.read_bytes()[:200].decode("utf-8", "replace").split()
-    except IsADirectoryError:
+    try:  # a plain file of at most 200 bytes: a FIFO there would block the read, a huge file would be read whole
+        parts = untrusted.read_bytes(path, root=path.parent, limit=200).decode("utf-8", "replace").split()
+    except untrusted.Untrusted:
         parts = []
     if len(parts) == 2 and parts[1].isdecimal() and len(parts[1]) <= 9:
         return parts[0], int(parts[1]), age

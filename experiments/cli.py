@@ -15,7 +15,13 @@ class Parser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are ``prog: error: message`` on one line, exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+        line = " ".join(message.split())
+        if len(line) > MAX_ERROR_CHARS:  # a value of a million elements is named, not echoed
+            line = line[:MAX_ERROR_CHARS] + f" ... ({len(line)} characters in all)"
+        self.exit(2, f"{self.prog}: error: {line} (see --help)\n")
+
+
+MAX_ERROR_CHARS = 600  # the longest refusal a terminal is shown in full
 
 
 def lock_seconds(text: str) -> float:

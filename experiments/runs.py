@@ -29,7 +29,7 @@ from experiments.config import ConfigError, check_values, from_dict, stable_hash
 from experiments.atomic import atomic_write_text
 from experiments import cache
 from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, clear, failure_path, git_revision,
-                               holder_line, load_result, lock_path, result_path, versions)
+                               holder_line, load_result, lock_path, result_path, run_files, versions)
 from experiments.model import ModelConfig
 from experiments.train import TrainConfig, at_length, resolve_device, train
 
@@ -247,6 +247,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
     heartbeat = Heartbeat(lock)
     heartbeat.start()
     try:
+        remove_leftovers(config, root)
         if not force:  # finished by the previous holder between our check and the lock
             cached = load_result(config, root)
             if cached is not None:
@@ -256,6 +257,31 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
         heartbeat.stopped.set()
         lock.unlink(missing_ok=True)
     return result, False
+
+
+LEFTOVER_SECONDS = 60.0  # a lock's private file older than this is a killed acquirer's
+
+
+def remove_leftovers(config: RunConfig, root) -> list[Path]:
+    """Delete the half-written files of this run that a killed process left (an atomic write's temporary, a
+    lock's private file), and return them. Called holding the run's lock: nobody else writes this run's
+    result or checkpoint, so any of their temporaries is dead; a lock's private file is dead once it is
+    older than :data:`LEFTOVER_SECONDS` (an acquirer links it within microseconds)."""
+    _, result, lock, _ = run_files(config, root)
+    stem = result.stem  # the key prefix every file of this run starts with
+    removed = []
+    for path in result.parent.glob(f".{stem}.*.tmp*"):
+        removed.append(path)
+    for path in result.parent.glob(f"{lock.name}.*.tmp"):
+        try:
+            if time.time() - path.lstat().st_mtime > LEFTOVER_SECONDS:
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    for path in removed:
+        if not path.is_dir() or path.is_symlink():
+            path.unlink(missing_ok=True)
+    return removed
 
 
 def finite_json(data: Any, path: str = "") -> tuple[Any, list[str]]:

@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--shard must be K/N with integers 1 <= K <= N <= 100000, got {args.shard!r}")
     if args.csv is None and not (args.list or args.status or args.plan or shard):
         parser.error("--csv is required (or --list / --status / --plan / --shard)")
+    if args.csv is not None and Path(args.csv).is_dir():
+        parser.error(f"--csv {args.csv} is a folder; name the CSV file to write (checked before any run)")
     is_file = args.name.endswith(".json")
     if is_file and (args.list or args.status) and args.profile is None:
         return _stream_file(args, shard, parser)

@@ -61,12 +61,7 @@ def iter_file_configs(path: str | os.PathLike, allow_large: bool = False) -> Ite
     each config is validated as it is built.
     """
     where = f"sweep file {path}"
-    try:
-        spec = json.loads(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot be read ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{where}: not valid JSON ({error})") from None
+    spec = _read(Path(path), where)
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: must hold a JSON object with keys {list(SWEEP_FILE_KEYS)}")
     unknown = sorted(set(spec) - set(SWEEP_FILE_KEYS))
@@ -86,6 +81,42 @@ def iter_file_configs(path: str | os.PathLike, allow_large: bool = False) -> Ite
     if size > MAX_RUNS and not allow_large:
         raise ConfigError(f"{where}: {size} runs; more than {MAX_RUNS} needs --allow-large")
     return _build(base, grid, overlays, where)
+
+
+MAX_FILE_BYTES = 16 * 2**20  # a sweep file is a few lines; far more is a wrong file
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ConfigError(f"key(s) {repeated} given twice in one object (JSON would keep only the last)")
+    return dict(pairs)
+
+
+def _read(path: Path, where: str) -> Any:
+    """The file's JSON: a plain file of at most :data:`MAX_FILE_BYTES`, UTF-8, each key once per object."""
+    try:
+        if not path.is_file():
+            raise ConfigError(f"{where}: not a plain file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{where}: {path.stat().st_size} bytes, more than the {MAX_FILE_BYTES} a sweep file may")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot be read ({error.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested deeper than a sweep file can be") from None
+    except ValueError as error:  # JSONDecodeError, and an integer of more digits than Python converts
+        raise ConfigError(f"{where}: not valid JSON ({str(error)[:200]})") from None
 
 
 def _build(base: dict[str, Any], grid: dict[str, list], overlays: list[dict], where: str) -> Iterator[RunConfig]:

@@ -19,6 +19,7 @@ adds CUDA graphs on CUDA).
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import time
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import synthetic
-from experiments import attention_stats, metrics
+from experiments import attention_stats, metrics, untrusted
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
 from experiments.atomic import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
@@ -240,6 +241,64 @@ def gradient_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
     return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_checkpoint(saved: Any, model: torch.nn.Module, config: TrainConfig) -> None:
+    """Raise ValueError unless ``saved`` is a checkpoint this run could have written: a step within the run,
+    a curve of numbers that ends at that step, the schedule at that step and at this run's rate, and
+    optimiser moments of the parameters' shapes (``load_state_dict`` checks the model's own shapes, not the
+    optimiser's, and would take a planted step of 1e18 or a rate of 1e30)."""
+    if not isinstance(saved, dict) or not {"model", "optimizer", "schedule", "stream", "curve", "step"} <= set(saved):
+        raise ValueError("not a checkpoint's fields")
+    step = saved["step"]
+    if not isinstance(step, int) or not 0 < step <= config.steps:
+        raise ValueError(f"step {step!r} outside 1..{config.steps}")
+    curve = saved["curve"]
+    if not isinstance(curve, list) or not curve or not all(isinstance(p, dict) for p in curve):
+        raise ValueError("curve is not a list of evaluations")
+    steps = [p.get("step") for p in curve]
+    if not all(isinstance(s, int) for s in steps) or steps != sorted(set(steps)) or steps[-1] != step:
+        raise ValueError("curve steps are not increasing to the checkpoint's step")
+    for point in curve:
+        for value in point.values():
+            values = value if isinstance(value, list) else [value]
+            if not all(v is None or _number(v) for v in values):
+                raise ValueError("curve holds a value that is not a number")
+    for name, bound in (("loss_spikes", step), ("train_seconds", math.inf)):
+        value = saved.get(name, 0)
+        if not _number(value) or not 0 <= value <= bound:
+            raise ValueError(f"{name} {value!r} out of range")
+    at_init = saved.get("output_ratio_at_init", [])
+    if not isinstance(at_init, list) or not all(_number(v) for v in at_init):
+        raise ValueError("output_ratio_at_init is not a list of numbers")
+    schedule = saved["schedule"]
+    if not isinstance(schedule, dict) or schedule.get("last_epoch") != step or \
+            schedule.get("base_lrs") != [config.lr, config.lr]:
+        raise ValueError("the schedule is not this run's at the checkpoint's step")
+    optimizer = saved["optimizer"]
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    expected_lr = config.lr * lr_factor(step, config)
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and _number(g.get("lr")) and
+                                               math.isclose(g["lr"], expected_lr, rel_tol=1e-6) for g in groups):
+        raise ValueError("the optimiser's rate is not this run's at the checkpoint's step")
+    parameters = [p for g in make_optimizer(model, config).param_groups for p in g["params"]]
+    state = optimizer.get("state")
+    if not isinstance(state, dict) or set(state) - set(range(len(parameters))):
+        raise ValueError("optimiser state of parameters this model does not have")
+    for index, moments in state.items():
+        if not isinstance(moments, dict):
+            raise ValueError("optimiser state is not per-parameter moments")
+        for name in ("exp_avg", "exp_avg_sq"):
+            tensor = moments.get(name)
+            if not isinstance(tensor, torch.Tensor) or tensor.shape != parameters[index].shape or \
+                    not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"optimiser {name} of parameter {index} has the wrong shape or non-finite values")
+        if float(moments.get("step", -1)) != step:
+            raise ValueError(f"optimiser step of parameter {index} is not {step}")
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -281,8 +340,12 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     earlier_seconds = 0.0  # training time before a resume, so a resumed run reports its whole time
     if checkpoint is not None and checkpoint.exists():
         try:
-            # weights_only: a checkpoint is tensors and plain types, so a planted pickle cannot run code here
-            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            # weights_only: a checkpoint is tensors and plain types, so a planted pickle cannot run code here;
+            # read as a plain, bounded file first (a FIFO or a link to /dev/zero there would hang torch.load)
+            limit = untrusted.MAX_BYTES + 64 * model.num_parameters()
+            data = untrusted.read_bytes(checkpoint, root=checkpoint.parent, limit=limit)
+            saved = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+            check_checkpoint(saved, model, config)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             schedule.load_state_dict(saved["schedule"])

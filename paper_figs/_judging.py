@@ -59,6 +59,9 @@ class Claim:
             return f"untestable: {reason}", "inconclusive"
         except TooFewSeeds as reason:
             return f"too few seeds: {reason}", "inconclusive"
+        except (KeyError, ValueError, TypeError) as error:  # a damaged or planted CSV: rows of another shape
+            return f"missing: the rows are not of the shape this claim reads ({type(error).__name__}: " \
+                   f"{str(error)[:80]})", "not run"
         assert verdict in VERDICTS, verdict
         return ours, verdict
 

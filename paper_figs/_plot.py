@@ -10,6 +10,7 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # names read from a results folder are text: '$x$' is not mathtext
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments.atomic import atomic_path  # noqa: E402

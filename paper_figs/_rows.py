@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import csv
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 
 
-def load(path: str) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise SystemExit(f"{path} has no rows")
+def read_rows(path) -> list[dict[str, str]]:
+    """A CSV's rows; ValueError (one line naming the file and the problem) for one that is not a UTF-8 CSV
+    with a header, rows of the header's width, and no row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = reader.fieldnames
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path}: not a readable UTF-8 CSV ({str(error)[:120]})") from None
+    if not columns or not rows:
+        raise ValueError(f"{path}: no columns or no rows")
+    if any(None in row or None in row.values() for row in rows):
+        raise ValueError(f"{path}: a row has more or fewer cells than the header")
     return rows
 
 
+def load(path: str) -> list[dict[str, str]]:
+    """:func:`read_rows` for a plot script: a bad file stops it with one line, exit status 2."""
+    try:
+        return read_rows(path)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def value(row: dict[str, str], column: str) -> float:
-    """A number; a diverged run's missing accuracy counts as 0, any other missing value as NaN."""
+    """A number; a diverged run's missing accuracy counts as 0, any other missing or non-numeric value as NaN."""
     text = row.get(column, "")
     if text in ("", None):
         return 0.0 if row.get("status") == "diverged" and column.startswith("test_") else float("nan")
-    return float(text)
+    try:
+        return float(text)
+    except (TypeError, ValueError):  # a cell that is not a number (a planted or damaged CSV): no value
+        return float("nan")
 
 
 def variant(row: dict[str, str]) -> str:

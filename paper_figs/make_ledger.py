@@ -11,34 +11,71 @@ timestamps), and is written atomically.
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from experiments import cli
 from experiments.atomic import atomic_write_text
 from paper_figs import settings
+from paper_figs._rows import read_rows
 from paper_figs.claims import CLAIMS, LEDGER_SWEEPS, MIN_SEEDS, VERDICTS, Evidence
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+def _left_out(path: Path, problem: str) -> None:
+    print(f"warning: {path}: {problem}; left out (the claims that need it read not run)", file=sys.stderr)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ValueError(f"not JSON ({str(error)[:120]})") from None
+
+
+def _number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 def gather(sweeps: Path, theory: Path, speed: Path | None) -> Evidence:
+    """The evidence in the three places; a file that does not parse, or rows of the wrong shape, are left out
+    with one warning each, and the ledger is built from the rest."""
     evidence = Evidence()
     for path in sorted(sweeps.glob("*.csv")):
         if path.stem != "speed":
-            evidence.sweeps[path.stem] = read_csv(path)
+            try:
+                evidence.sweeps[path.stem] = read_rows(path)
+            except ValueError as error:
+                print(f"warning: {error}; left out (the claims that need it read not run)", file=sys.stderr)
     for path in sorted(theory.glob("*.json")):
-        evidence.theory.extend(json.loads(path.read_text()))
+        try:
+            records = _json(path)
+        except ValueError as error:
+            _left_out(path, str(error))
+            continue
+        if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("claim"), str) and
+                                                    isinstance(r.get("holds"), bool) for r in records):
+            _left_out(path, "not a list of verdict records (claim, holds, ours)")
+            continue
+        evidence.theory.extend({**r, "ours": str(r.get("ours", ""))} for r in records)
     if speed is not None and speed.exists():  # the benchmark's JSON report; rows that did not run are left out
-        report = json.loads(speed.read_text())
-        evidence.speed = [row for row in report["kernels"] if row.get("seconds_ratio")]
-        evidence.decoding = [row for row in report.get("decoding", []) if row.get("token_ratio")]
+        try:
+            report = _json(speed)
+            kernels, decoding = report["kernels"], report.get("decoding", [])
+            if not isinstance(kernels, list) or not isinstance(decoding, list):
+                raise TypeError("kernels and decoding must be lists of rows")
+            evidence.speed = [row for row in kernels if isinstance(row, dict) and _number(row.get("seconds_ratio"))
+                              and isinstance(row.get("label"), str)]
+            evidence.decoding = [row for row in decoding if isinstance(row, dict) and _number(row.get("token_ratio"))
+                                 and isinstance(row.get("variant"), str)]
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            _left_out(speed, f"not the speed benchmark's report ({type(error).__name__}: {str(error)[:120]})")
     return evidence
 
 

@@ -186,6 +186,25 @@ def card(claim, ours: str, verdict: str, evidence, args, page: Path) -> str:
     return "\n".join(parts)
 
 
+MAX_GALLERY_CELLS = 64  # layers x heads of one variant's row of the gallery; more is no result this project wrote
+
+
+def _is_maps(probe: Any) -> bool:
+    """Whether a result's ``probe_maps`` is what :func:`experiments.metrics.first_example_maps` writes: tokens,
+    and [layer][head] square matrices of numbers no longer than the tokens."""
+    if not isinstance(probe, dict) or not isinstance(probe.get("tokens"), list) or not isinstance(
+            probe.get("maps"), list) or not probe["maps"]:
+        return False
+    length = len(probe["tokens"])
+    heads = [head for layer in probe["maps"] if isinstance(layer, list) for head in layer]
+    if len(heads) != sum(len(layer) for layer in probe["maps"] if isinstance(layer, list)) or \
+            len(heads) > MAX_GALLERY_CELLS or not heads or not all(isinstance(layer, list) for layer in probe["maps"]):
+        return False
+    return all(isinstance(head, list) and len(head) == length and all(
+        isinstance(row, list) and len(row) == length and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             for x in row) for row in head) for head in heads)
+
+
 def gallery(evidence, args, page: Path) -> str:
     """One PNG of every variant's heads on the first test example of the gallery sweep's MQAR runs (seed 0)."""
     rows = [r for r in evidence.sweeps.get(GALLERY_SWEEP, []) if r.get("task.name") == "mqar"
@@ -196,6 +215,10 @@ def gallery(evidence, args, page: Path) -> str:
         try:
             probe = untrusted.read_json(source, root=args.results)["final"]["probe_maps"]
         except (untrusted.Untrusted, KeyError, TypeError):  # Untrusted also covers a row naming no result
+            continue
+        if not _is_maps(probe):
+            print(f"warning: {source}: probe_maps is not [layer][head][query][key] numbers; left out of the gallery",
+                  file=sys.stderr)
             continue
         maps[variant(row)] = probe
     if not maps:
@@ -275,7 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path(os.environ.get("RESULTS_DIR", "results")))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        probe = args.out.parent / f".{args.out.name}.writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        parser.error(f"--out {args.out}: its folder cannot be written ({error.strerror})")
     atomic_write_text(args.out, render(args))
     size = sum(p.stat().st_size for p in args.out.parent.rglob("*") if p.is_file())
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB in its folder)", file=sys.stderr)

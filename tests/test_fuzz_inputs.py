@@ -15,7 +15,10 @@ import collections
 import contextlib
 import io
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -162,3 +165,28 @@ def test_the_fuzzing_tried_what_it_says():
     print(dict(SEEN))
     assert SEEN["sweep files"] - SEEN["sweep refused"] >= 50  # a fair share of the files were valid
     assert SEEN["real"] >= 40 and 0 < SEEN["real 2"] < SEEN["real"]  # some trained, some were refused
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"base": {"task": {"name": "mqar"}}, "grid": {"train.seed": [0, 1]}, "grid": {"train.seed": [2]}}',
+     "given twice"),
+    (b'{"base": {"task": {"name": "mqar\xff"}}}', "not UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+    (b'{"base": {"task": {"name": "mqar", "seq_len": ' + b"9" * 5000 + b"}}}", "not valid JSON"),
+    (b'{"base": {"task": {"name": "mqar", "seq_len": [' + b"0," * 1_000_000 + b"0]}}}", "characters in all"),
+])
+def test_a_bad_sweep_file_is_one_short_line(tmp_path, content, problem):
+    path = tmp_path / "sweep.json"
+    path.write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "experiments.sweep", str(path), "--list"], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and problem in lines[0], done.stderr[-2000:]
+    assert len(lines[0]) < 1000 and "Traceback" not in done.stderr
+
+
+def test_a_csv_path_that_is_a_folder_is_refused_before_any_run(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "experiments.sweep", "mqar_pairs", "--profile", "smoke", "--csv",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and "is a folder" in done.stderr and "Traceback" not in done.stderr

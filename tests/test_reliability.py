@@ -444,3 +444,69 @@ def test_a_config_whose_test_set_or_features_cannot_fit_is_refused_at_parse_time
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "GiB" in err[0] and "num_test_examples" in err[0]
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+
+
+def _poison_moment(saved):
+    first = next(iter(saved["optimizer"]["state"].values()))
+    first["exp_avg"] = torch.zeros(3, 3, 3)
+
+
+def _poison_curve(saved):
+    saved["curve"][0]["test_accuracy"] = "1.0"
+
+
+def _poison_step_low(saved):
+    saved["step"] = -1_000_000
+
+
+def _poison_step_high(saved):
+    saved["step"] = 10**18
+
+
+def _poison_rate(saved):
+    saved["schedule"]["base_lrs"] = [1e30, 1e30]
+    for group in saved["optimizer"]["param_groups"]:
+        group["lr"] = 1e30
+
+
+@pytest.mark.parametrize("poison", [_poison_moment, _poison_curve, _poison_step_low, _poison_step_high, _poison_rate])
+def test_a_checkpoint_that_loads_but_is_not_this_runs_is_set_aside(tmp_path, capsys, poison):
+    config = smoke_config()
+    checkpoint = tmp_path / "run.ckpt"
+    first = train.train(config.task, config.model, config.train, progress=False, checkpoint=checkpoint)
+    saved = torch.load(checkpoint, weights_only=True)
+    poison(saved)
+    torch.save(saved, checkpoint)
+    again = train.train(config.task, config.model, config.train, progress=False, checkpoint=checkpoint)
+    assert again["final"] == first["final"] and again["steps_run"] == first["steps_run"]  # trained afresh
+    assert len(list(tmp_path.glob("run.ckpt.corrupt-*"))) == 1
+    assert capsys.readouterr().err.count("does not load as a checkpoint of this run") == 1
+
+
+def test_a_fifo_at_the_checkpoint_or_lock_path_does_not_hang_the_run(tmp_path, capsys):
+    config = smoke_config()
+    checkpoint = cache.result_path(config, tmp_path).with_suffix(".ckpt")
+    checkpoint.parent.mkdir(parents=True)
+    os.mkfifo(checkpoint)
+    os.mkfifo(cache.lock_path(config, tmp_path))
+    result, cached = runs.run(config, root=tmp_path, progress=False, lock_timeout=5)
+    assert not cached and result["status"] in ("finished", "reached_target")
+    assert len(list(checkpoint.parent.glob("*.ckpt.corrupt-*"))) == 1
+
+
+def test_half_written_files_a_killed_run_left_are_removed_by_the_next(tmp_path):
+    config = smoke_config()
+    result_file = cache.result_path(config, tmp_path)
+    result_file.parent.mkdir(parents=True)
+    stem = result_file.stem
+    leftovers = [result_file.parent / f".{stem}.k2j3.tmp.json", result_file.parent / f".{stem}.x9.tmp.ckpt"]
+    lock_tmp = cache.lock_path(config, tmp_path).with_name(f"{stem}.lock.4242.tmp")
+    fresh_lock_tmp = cache.lock_path(config, tmp_path).with_name(f"{stem}.lock.4243.tmp")
+    other = result_file.parent / ".0123456789abcdef.k2j3.tmp.json"  # another run's: not ours to remove
+    for path in (*leftovers, lock_tmp, fresh_lock_tmp, other):
+        path.write_text("half")
+    old = time.time() - 120
+    os.utime(lock_tmp, (old, old))
+    runs.run(config, root=tmp_path, progress=False)
+    assert not any(p.exists() for p in (*leftovers, lock_tmp))
+    assert fresh_lock_tmp.exists() and other.exists()  # a live acquirer's, and another run's

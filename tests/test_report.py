@@ -112,3 +112,47 @@ def test_the_smoke_report_in_a_real_browser(smoke_report, tmp_path):
         else:
             assert target.is_file(), href
     assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+def test_malformed_report_inputs_are_left_out_with_one_warning_each(tmp_path, capsys):
+    from paper_figs import make_ledger, report
+
+    sweeps, theory = tmp_path / "figs", tmp_path / "verdicts"
+    sweeps.mkdir()
+    theory.mkdir()
+    (sweeps / "heads.csv").write_bytes(b"\xff\xfe not text")
+    (sweeps / "memory.csv").write_text("")  # no columns
+    (sweeps / "stability.csv").write_text("model.attention.name,task.seq_len,train.lr,status,learned\n"
+                                          "relu,abc,x,finished,1\n")  # non-numeric cells
+    (theory / "variance.json").write_text("[" * 100_000)
+    (theory / "rank.json").write_text('{"claim": 1}')
+    speed = sweeps / "speed.json"
+    speed.write_text('{"kernels": "none"}')
+    evidence = make_ledger.gather(sweeps, theory, speed)
+    err = capsys.readouterr().err
+    assert err.count("left out") == 5 and "Traceback" not in err
+    assert set(evidence.sweeps) == {"stability"} and evidence.theory == [] and evidence.speed == []
+    text = make_ledger.render(evidence, "quick")  # every claim still gets a row
+    assert text.count("**not run**") + text.count("**inconclusive**") >= len(CLAIMS) - 1
+    assert not report._is_maps({"tokens": [1, 2], "maps": [[[[0.5, "x"], [0.1, 0.2]]]]})
+    assert not report._is_maps({"tokens": [1], "maps": [[[[0.5]]] * 100]})
+    assert report._is_maps({"tokens": [1, 2], "maps": [[[[0.5, 0.0], [0.1, 0.2]]]]})
+
+
+def test_a_variant_name_with_dollars_is_drawn_as_text(tmp_path):
+    from paper_figs import plot_stability
+
+    rows = [{"model.attention.name": "$\\frac{x$", "task.seq_len": "32", "train.lr": "0.003", "status": "finished",
+             "test_accuracy": "0.5", "learned": "0", "chance": "0.25", "learned_threshold": "0.625", "train.seed": s,
+             "profile": "quick"} for s in "012"]
+    plot_stability.plot(rows, str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_a_report_into_a_folder_it_cannot_write_is_one_line(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")  # --out inside a file: no folder can be made there, whoever runs it (root included)
+    done = subprocess.run([sys.executable, "-m", "paper_figs.report", "--profile", "smoke", "--figures",
+                           str(tmp_path), "--theory", str(tmp_path), "--out", str(blocked / "index.html")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and "cannot be written" in done.stderr and "Traceback" not in done.stderr
