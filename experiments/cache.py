@@ -72,6 +72,7 @@ def result_path(config: Any, root: str | os.PathLike | None = None) -> Path:
 
 
 REQUIRED_FIELDS = {"key": str, "config": dict, "status": str, "final": dict, "curve": list}
+RESULT_STATUSES = ("finished", "reached_target", "diverged")
 
 
 def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str, Any] | None:
@@ -94,11 +95,13 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
                  if not isinstance(result.get(f), kind)]
         if wrong:
             raise ValueError(f"missing or mistyped fields {wrong}")
+        if result["key"] != config.key() or result["config"] != json.loads(json.dumps(config.to_dict())):
+            raise ValueError(f"holds the result of another config (key {result['key'][:16]!r})")
+        if result["status"] not in RESULT_STATUSES:
+            raise ValueError(f"status {result['status'][:40]!r} is none of {list(RESULT_STATUSES)}")
     except (OSError, ValueError) as error:  # OSError: a folder or an unreadable file; ValueError: not a result
         quarantine(path, f"is not a result ({error}); the run will be redone")
         return None
-    if result.get("key") != config.key():
-        raise RuntimeError(f"{path} holds key {result.get('key')!r}, not {config.key()!r}: a key-prefix collision")
     return result
 
 

@@ -97,8 +97,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _read(path: Path, where: str) -> Any:
     """The file's JSON: a plain file of at most :data:`MAX_FILE_BYTES`, UTF-8, each key once per object."""
     try:
+        if not path.exists():
+            raise ConfigError(f"{where}: cannot be read (no such file)")
         if not path.is_file():
-            raise ConfigError(f"{where}: not a plain file")
+            raise ConfigError(f"{where}: cannot be read as a sweep file (not a plain file)")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError(f"{where}: {path.stat().st_size} bytes, more than the {MAX_FILE_BYTES} a sweep file may")
         with open(path, "rb") as handle:

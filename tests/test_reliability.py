@@ -510,3 +510,62 @@ def test_half_written_files_a_killed_run_left_are_removed_by_the_next(tmp_path):
     runs.run(config, root=tmp_path, progress=False)
     assert not any(p.exists() for p in (*leftovers, lock_tmp))
     assert fresh_lock_tmp.exists() and other.exists()  # a live acquirer's, and another run's
+
+
+# --- every kind of planted file at every path a run reads ----------------------------------------------------
+
+def _plant(path: Path, kind: str, outside: Path, config) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link_outside":
+        path.symlink_to(outside)
+    elif kind == "link_inside":
+        sibling = path.parent / "sibling.json"
+        sibling.write_text('{"schema": 1}')
+        path.symlink_to(sibling)
+    elif kind == "directory":
+        (path / "inside").mkdir(parents=True)
+    elif kind == "huge":
+        with open(path, "wb") as handle:
+            handle.truncate(200 * 2**20)  # sparse: 200 MiB of zeros that take no disk
+    elif kind == "nested":
+        path.write_text("[" * 200_000 + "]" * 200_000)
+    elif kind == "wrong_schema":
+        path.write_text(json.dumps({"key": config.key(), "status": "finished", "final": "none", "curve": 3}))
+    elif kind == "poisoned_checkpoint":
+        torch.save({"model": {}, "optimizer": {}, "schedule": {"last_epoch": 10**18}, "stream": torch.zeros(1),
+                    "curve": [{"step": "x"}], "step": 10**18}, path)
+
+
+PLANTED_KINDS = ("fifo", "link_outside", "link_inside", "directory", "huge", "nested", "wrong_schema",
+                 "poisoned_checkpoint")
+RUN_PATHS = ("result", "checkpoint", "lock", "failure")
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    config = smoke_config()
+    result, _ = runs.run(config, root=tmp_path_factory.mktemp("clean"), progress=False)
+    return config, result
+
+
+@pytest.mark.parametrize("where", RUN_PATHS)
+@pytest.mark.parametrize("kind", PLANTED_KINDS)
+def test_any_file_planted_at_any_run_path_gives_one_warning_at_most_and_a_clean_result(tmp_path, capsys, clean_run,
+                                                                                      where, kind):
+    config, clean = clean_run
+    root = tmp_path / "results"
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"secret": "outside the results folder"}')
+    _, result_file, lock, failed = cache.run_files(config, root)
+    path = {"result": result_file, "checkpoint": result_file.with_suffix(".ckpt"), "lock": lock,
+            "failure": failed}[where]
+    _plant(path, kind, outside, config)
+    result, cached = runs.run(config, root=root, progress=False, lock_timeout=5)
+    err = capsys.readouterr().err
+    assert not cached and result["final"] == clean["final"] and result["curve"] == clean["curve"]
+    assert cache.load_result(config, root)["final"] == clean["final"]  # the result on disk is the clean one
+    assert outside.read_text() == '{"secret": "outside the results folder"}' and not outside.is_symlink()
+    assert "secret" not in json.dumps(result)
+    assert err.count("warning:") <= 1 and "Traceback" not in err, err
