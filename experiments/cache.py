@@ -105,6 +105,20 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
     return result
 
 
+def check_task_folder(config: Any, root: str | os.PathLike | None = None) -> None:
+    """Refuse (ConfigError, one line) a run whose task folder in the results folder is a file or cannot be
+    created or written: found before training, not when the result is saved."""
+    folder = result_path(config, root).parent
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file where the folder of task results belongs; move it away")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{folder} cannot be created ({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{folder} cannot be written (its permissions); results would be lost")
+
+
 def failure_path(config: Any, root: str | os.PathLike | None = None) -> Path:
     """Where a run that raised leaves its traceback (never read as a cached result)."""
     return run_files(config, root)[3]

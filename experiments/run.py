@@ -29,7 +29,8 @@ import synthetic
 from experiments import attention, cli
 from experiments.config import ConfigError, field_types
 from experiments.model import ModelConfig
-from experiments.cache import LockTimeout, check_results_dir, failure_path, record_failure, result_path
+from experiments.cache import (LockTimeout, check_results_dir, check_task_folder, failure_path, record_failure,
+                               result_path)
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.sweep_files import set_dotted
 from experiments.train import TrainConfig, resolve_device
@@ -154,6 +155,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
         check_compatible(config)
         if not args.dry_run:
             check_results_dir(args.results_dir)
+            check_task_folder(config, args.results_dir)
     except ConfigError as error:
         parser.error(str(error))
     return args, config

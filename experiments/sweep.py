@@ -35,8 +35,8 @@ from experiments.config import ConfigError
 from experiments.atomic import atomic_write_text
 from experiments.executors import (EXECUTORS, LocalExecutor, Lost, default_job_folder, make_executor,
                                   private_job_folder)
-from experiments.cache import (Locked, check_results_dir, failure_path, load_result, record_failure,
-                               result_path, results_dir, run_files)
+from experiments.cache import (Locked, check_results_dir, check_task_folder, failure_path, load_result,
+                               record_failure, result_path, results_dir, run_files)
 from experiments.progress import Progress, Throttle, counts_line, state_counts
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.sweep_files import MAX_RUNS, _distinct, file_configs, iter_file_configs  # noqa: F401 - re-exported
@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         check_results_dir(args.results_dir)
+        for config in {c.task.__class__: c for c in configs}.values():  # each task's folder, once
+            check_task_folder(config, args.results_dir)
         if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs
             for config in configs:
                 check_fits(config)

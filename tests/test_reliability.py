@@ -569,3 +569,28 @@ def test_any_file_planted_at_any_run_path_gives_one_warning_at_most_and_a_clean_
     assert outside.read_text() == '{"secret": "outside the results folder"}' and not outside.is_symlink()
     assert "secret" not in json.dumps(result)
     assert err.count("warning:") <= 1 and "Traceback" not in err, err
+
+
+def test_a_file_where_the_task_folder_belongs_is_one_line_before_training(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mqar").write_text("")
+    argv = ["--task", "mqar", "--results-dir", str(tmp_path / "results"), "--steps", "2", "--warmup-steps", "1",
+            "--no-progress"]
+    done = subprocess.run([sys.executable, "-m", "experiments.run", *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 2 and "is a file where the folder of task results belongs" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = subprocess.run([sys.executable, "-m", "experiments.sweep", "mqar_pairs", "--profile", "smoke", "--csv",
+                           str(tmp_path / "out.csv"), "--results-dir", str(tmp_path / "results")], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 2 and "is a file where the folder" in done.stderr and not (tmp_path / "out.csv").exists()
+
+
+def test_a_read_only_task_folder_is_one_line_before_training(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root may write into any folder: permissions cannot make one read-only")
+    folder = tmp_path / "results" / "mqar"
+    folder.mkdir(parents=True)
+    folder.chmod(0o500)
+    with pytest.raises(ConfigError, match="cannot be written"):
+        cache.check_task_folder(smoke_config(), tmp_path / "results")
