@@ -43,15 +43,21 @@ def check_results_dir(override: str | os.PathLike | None) -> Path:
     if override is not None and str(override).strip() == "":
         raise ConfigError("--results-dir is empty; give a folder (default: $RESULTS_DIR or results/)")
     path = results_dir(override)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"results folder {path} exists and is not a folder")
+    _writable_folder(path, "results folder")
+    return path
+
+
+def _writable_folder(path: Path, what: str) -> None:
+    """Create ``path`` if missing; ConfigError (one line naming ``what``) if it is not a folder or cannot be
+    created or written."""
+    if os.path.lexists(path) and not path.is_dir():
+        raise ConfigError(f"{what} {path} exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"results folder {path} cannot be created ({error.strerror})") from None
+        raise ConfigError(f"{what} {path} cannot be created ({error.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"results folder {path} is not writable")
-    return path
+        raise ConfigError(f"{what} {path} is not writable")
 
 
 def results_dir(override: str | os.PathLike | None = None) -> Path:
@@ -108,15 +114,7 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
 def check_task_folder(config: Any, root: str | os.PathLike | None = None) -> None:
     """Refuse (ConfigError, one line) a run whose task folder in the results folder is a file or cannot be
     created or written: found before training, not when the result is saved."""
-    folder = result_path(config, root).parent
-    if os.path.lexists(folder) and not folder.is_dir():
-        raise ConfigError(f"{folder} is a file where the folder of task results belongs; move it away")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"{folder} cannot be created ({error.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{folder} cannot be written (its permissions); results would be lost")
+    _writable_folder(result_path(config, root).parent, "task folder")
 
 
 def failure_path(config: Any, root: str | os.PathLike | None = None) -> Path:

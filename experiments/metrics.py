@@ -132,15 +132,11 @@ def head_diversity_at(layer_weights: list[torch.Tensor], rows: torch.Tensor) -> 
         return None
     values = []
     for weights in layer_weights:
-        mass = weights.abs().double()  # (B, H, T, S)
-        total = mass.sum(dim=-1, keepdim=True)
-        alive = total.squeeze(-1) > 0  # (B, H, T)
-        p = mass / torch.where(total > 0, total, torch.ones_like(total))
+        p, alive = attention_stats._distributions(weights)  # (B, H, T, S) rows summing to 1; (B, H, T)
         count = alive.sum(dim=1)  # (B, T)
         mixture = (p * alive.unsqueeze(-1)).sum(dim=1) / count.clamp_min(1).unsqueeze(-1)
-        entropy = lambda q: -(q * torch.where(q > 0, q, torch.ones_like(q)).log()).sum(dim=-1)  # noqa: E731
-        mean_entropy = (entropy(p) * alive).sum(dim=1) / count.clamp_min(1)
-        js = torch.where(count >= 2, entropy(mixture) - mean_entropy, torch.zeros_like(mean_entropy))
+        mean_entropy = (attention_stats._entropy(p) * alive).sum(dim=1) / count.clamp_min(1)
+        js = torch.where(count >= 2, attention_stats._entropy(mixture) - mean_entropy, torch.zeros_like(mean_entropy))
         values.append(float(js[rows].mean()))
     return sum(values) / len(values)
 

@@ -11,6 +11,7 @@ skips every finished run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -268,20 +269,15 @@ def remove_leftovers(config: RunConfig, root) -> list[Path]:
     result or checkpoint, so any of their temporaries is dead; a lock's private file is dead once it is
     older than :data:`LEFTOVER_SECONDS` (an acquirer links it within microseconds)."""
     _, result, lock, _ = run_files(config, root)
-    stem = result.stem  # the key prefix every file of this run starts with
-    removed = []
-    for path in result.parent.glob(f".{stem}.*.tmp*"):
-        removed.append(path)
+    dead = list(result.parent.glob(f".{result.stem}.*.tmp*"))  # result.stem: the key prefix of this run's files
     for path in result.parent.glob(f"{lock.name}.*.tmp"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             if time.time() - path.lstat().st_mtime > LEFTOVER_SECONDS:
-                removed.append(path)
-        except FileNotFoundError:
-            continue
-    for path in removed:
-        if not path.is_dir() or path.is_symlink():
-            path.unlink(missing_ok=True)
-    return removed
+                dead.append(path)
+    dead = [p for p in dead if p.is_symlink() or not p.is_dir()]  # a planted folder is not a leftover
+    for path in dead:
+        path.unlink(missing_ok=True)
+    return dead
 
 
 def finite_json(data: Any, path: str = "") -> tuple[Any, list[str]]:

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         check_results_dir(args.results_dir)
-        for config in {c.task.__class__: c for c in configs}.values():  # each task's folder, once
+        for config in {result_path(c, args.results_dir).parent: c for c in configs}.values():  # each folder once
             check_task_folder(config, args.results_dir)
         if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs
             for config in configs:

@@ -8,6 +8,7 @@ time, so listing or counting a sweep of millions of runs takes constant memory.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import json
@@ -87,8 +88,7 @@ MAX_FILE_BYTES = 16 * 2**20  # a sweep file is a few lines; far more is a wrong 
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    repeated = sorted(k for k, n in collections.Counter(k for k, _ in pairs).items() if n > 1)
     if repeated:
         raise ConfigError(f"key(s) {repeated} given twice in one object (JSON would keep only the last)")
     return dict(pairs)

@@ -245,7 +245,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_checkpoint(saved: Any, model: torch.nn.Module, config: TrainConfig) -> None:
+def check_checkpoint(saved: Any, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
     """Raise ValueError unless ``saved`` is a checkpoint this run could have written: a step within the run,
     a curve of numbers that ends at that step, the schedule at that step and at this run's rate, and
     optimiser moments of the parameters' shapes (``load_state_dict`` checks the model's own shapes, not the
@@ -277,14 +277,14 @@ def check_checkpoint(saved: Any, model: torch.nn.Module, config: TrainConfig) ->
     if not isinstance(schedule, dict) or schedule.get("last_epoch") != step or \
             schedule.get("base_lrs") != [config.lr, config.lr]:
         raise ValueError("the schedule is not this run's at the checkpoint's step")
-    optimizer = saved["optimizer"]
-    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    stored = saved["optimizer"]
+    groups = stored.get("param_groups") if isinstance(stored, dict) else None
     expected_lr = config.lr * lr_factor(step, config)
     if not isinstance(groups, list) or not all(isinstance(g, dict) and _number(g.get("lr")) and
                                                math.isclose(g["lr"], expected_lr, rel_tol=1e-6) for g in groups):
         raise ValueError("the optimiser's rate is not this run's at the checkpoint's step")
-    parameters = [p for g in make_optimizer(model, config).param_groups for p in g["params"]]
-    state = optimizer.get("state")
+    parameters = [p for g in optimizer.param_groups for p in g["params"]]  # the order state_dict numbers them
+    state = stored.get("state")
     if not isinstance(state, dict) or set(state) - set(range(len(parameters))):
         raise ValueError("optimiser state of parameters this model does not have")
     for index, moments in state.items():
@@ -345,7 +345,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             limit = untrusted.MAX_BYTES + 64 * model.num_parameters()
             data = untrusted.read_bytes(checkpoint, root=checkpoint.parent, limit=limit)
             saved = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-            check_checkpoint(saved, model, config)
+            check_checkpoint(saved, optimizer, config)
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             schedule.load_state_dict(saved["schedule"])

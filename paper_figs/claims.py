@@ -68,7 +68,7 @@ def _cells(table, where: str) -> list[tuple[int, str]]:
     return sorted({(n, lr) for s, n, _, lr in table if s == where}, key=lambda c: (c[0], float(c[1])))
 
 
-def _less_stable(table, where: str, worse: str, better: str) -> tuple[bool, list[str]]:
+def _less_stable(table, where: str, worse: str, better: str) -> bool:
     """Whether ``worse`` trains worse than ``better`` in setting ``where`` at some (length, learning rate) where
     most of ``better``'s seeds learned: most of ``worse``'s did not (a diverged run did not learn).
 
@@ -76,19 +76,15 @@ def _less_stable(table, where: str, worse: str, better: str) -> tuple[bool, list
     among runs that learned they differ by noise around the target.)
     Raises :class:`DidNotLearn` if ``better`` learned in no cell.
     """
-    cells = [c for c in _cells(table, where) if (where, *c[:1], better, c[1]) in table]
-    learned_at = [c for c in cells if learned(table[(where, c[0], better, c[1])])]
+    cells = [(n, lr) for n, lr in _cells(table, where) if (where, n, better, lr) in table]
+    learned_at = [(n, lr) for n, lr in cells if learned(table[(where, n, better, lr)])]
     if not learned_at:
         raise DidNotLearn(f"{better} in no cell of the {where} setting "
                           f"({', '.join(f'n={n} lr {lr}' for n, lr in cells)})")
-    worse_at = []
     for n, lr in learned_at:
-        a = table.get((where, n, worse, lr))
-        if not a:
+        if (where, n, worse, lr) not in table:
             raise Missing(f"{worse} at n={n} lr {lr}")
-        if not learned(a):
-            worse_at.append(f"n={n} lr {lr}")
-    return bool(worse_at), worse_at
+    return any(not learned(table[(where, n, worse, lr)]) for n, lr in learned_at)
 
 
 def _ratio(rows_) -> float:
@@ -142,7 +138,7 @@ def judge_r2(ev: Evidence):
     table = _stability(ev)
     where = _faithful(table)
     rivals = [n for n in ("rela_i", "rela_g") if any(s == where and name == n for s, _, name, _ in table)]
-    passed = sum(_less_stable(table, where, "relu", n)[0] for n in rivals)
+    passed = sum(_less_stable(table, where, "relu", n) for n in rivals)
     ours = "; ".join(_describe(table, s, ["relu", *rivals, "rmsnorm"]) for s in ("paper", "recipe")
                      if any(k[0] == s for k in table))
     return _mechanism(table, where, grade(passed, len(rivals)), ours)

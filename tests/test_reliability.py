@@ -578,12 +578,12 @@ def test_a_file_where_the_task_folder_belongs_is_one_line_before_training(tmp_pa
             "--no-progress"]
     done = subprocess.run([sys.executable, "-m", "experiments.run", *argv], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
-    assert done.returncode == 2 and "is a file where the folder of task results belongs" in done.stderr
+    assert done.returncode == 2 and "exists and is not a folder" in done.stderr and "task folder" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     done = subprocess.run([sys.executable, "-m", "experiments.sweep", "mqar_pairs", "--profile", "smoke", "--csv",
                            str(tmp_path / "out.csv"), "--results-dir", str(tmp_path / "results")], capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
-    assert done.returncode == 2 and "is a file where the folder" in done.stderr and not (tmp_path / "out.csv").exists()
+    assert done.returncode == 2 and "exists and is not a folder" in done.stderr and not (tmp_path / "out.csv").exists()
 
 
 def test_a_read_only_task_folder_is_one_line_before_training(tmp_path):
@@ -592,5 +592,5 @@ def test_a_read_only_task_folder_is_one_line_before_training(tmp_path):
     folder = tmp_path / "results" / "mqar"
     folder.mkdir(parents=True)
     folder.chmod(0o500)
-    with pytest.raises(ConfigError, match="cannot be written"):
+    with pytest.raises(ConfigError, match="task folder .* is not writable"):
         cache.check_task_folder(smoke_config(), tmp_path / "results")
