@@ -66,7 +66,7 @@ class Claim:
         return ours, verdict
 
 
-# The claim ids of ../shared/PAPERS.md with its headings (copied here so that a clone without that file
+# The claim ids of docs/claims.md with its headings (kept here so that the code
 # still checks its ledger), plus SCALE from its scaling section and the "beyond the seeds" block (B1-B4,
 # claims of the later papers, judged in claims_beyond.py); the ledger lists them in this order.
 CLAIM_IDS = {
@@ -80,7 +80,7 @@ CLAIM_IDS = {
     "B1": "attention fading", "B2": "length generalisation", "B3": "sinks and null attention",
     "B4": "gradient bounds of the newer normalisations",
 }
-BEYOND_IDS = ("B1", "B2", "B3", "B4")  # not in PAPERS.md: the papers after the seed three
+BEYOND_IDS = ("B1", "B2", "B3", "B4")  # the papers after the seed three
 CLAIMS: list[Claim] = []
 
 

@@ -1,4 +1,4 @@
-"""The claims of ../shared/PAPERS.md, each with the paper's number and a criterion computed from our results.
+"""The claims of docs/claims.md, each with the paper's number and a criterion computed from our results.
 
 A claim's ``judge(evidence)`` returns ``(ours, verdict)``: a short string of
 our numbers and one of ``reproduced``, ``partly``, ``not reproduced``,
@@ -473,7 +473,7 @@ for _id, _claim, _source, _paper, _notebook in [
      "derivation", "variance"),
     ("D2", "a planted score separates softmax from linear attention", "Deng, Song, Zhou, arXiv 2310.11685",
      "derivation", "separation"),
-    ("K1", "rank bounds of linear, softmax and log-softmax attention", "PAPERS.md K1 (Bhojanapalli 2002.07028)",
+    ("K1", "rank bounds of linear, softmax and log-softmax attention", "Bhojanapalli et al. arXiv 2002.07028",
      "derivation", "rank"),
     ("K2", "linear attention's recall is capped by its feature dimension", "Schlag et al. 2102.11174; Zoology",
      "(N - m)_+ d_v read-out error", "capacity"),

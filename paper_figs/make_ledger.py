@@ -1,4 +1,4 @@
-"""Write the claims ledger: one row per claim id of PAPERS.md, with a verdict computed from the results.
+"""Write the claims ledger: one row per claim id of docs/claims.md, with a verdict computed from the results.
 
     python -m paper_figs.make_ledger --profile quick --sweeps paper_figs/quick \\
         --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.json --out paper_figs/CLAIMS.md

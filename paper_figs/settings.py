@@ -2,7 +2,7 @@
 (read from the sweep rows the verdict comes from, never typed in) and why they differ where they do.
 
 A card is rendered under the ledger's table and on the claim's report card, so a verdict is read next to the
-setting it was measured in. ``paper`` is the authors' setting as ``../shared/PAPERS.md`` records it (copied
+setting it was measured in. ``paper`` is the authors' setting as ``docs/claims.md`` records it (copied
 here so that a clone has it); ``same`` is the value of ours that counts as the paper's, where one does (then
 ``why`` is shown only when ours differs).
 """

@@ -4,7 +4,7 @@ A feature map is an ``nn.Module`` built from ``(head_dim, config)``; calling it
 on ``(B, H, T, D)`` with the tokens' absolute positions ``(T,)`` returns
 ``(B, H, T, dim)``. ``dim`` is the feature dimension, which sets the size of
 the fast-weight state (``dim x head_dim`` per head) and hence the recall
-capacity (PAPERS.md, K2). Maps with parameters that are not learnt (Performer's
+capacity (docs/claims.md, K2). Maps with parameters that are not learnt (Performer's
 random projection) draw them from ``feature_seed`` so a config pins them.
 """
 

@@ -2,7 +2,7 @@
 
 Normalised linear attention divides by the row sum, so with a positively
 homogeneous feature map (ReLU) the queries ``q`` and ``alpha q`` get the same
-weights: the map from queries to weights is not injective (PAPERS.md, H1).
+weights: the map from queries to weights is not injective (docs/claims.md, H1).
 InLine centres instead of dividing:
 
     w_ij = phi(q_i).phi(k_j) - (1/n_i) sum_l phi(q_i).phi(k_l) + 1/n_i

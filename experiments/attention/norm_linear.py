@@ -2,7 +2,7 @@
 
 Qin et al. 2022, "The Devil in Linear Transformer" (TransNormer, arXiv
 2210.10340): the kernel normaliser ``phi(q)^T z`` makes the gradients of
-linear attention unbounded as a row's mass tends to 0 (PAPERS.md, Q1), so
+linear attention unbounded as a row's mass tends to 0 (docs/claims.md, Q1), so
 drop it and normalise the output instead:
 ``out = W_o RMSNorm(concat_h phi(Q_h) phi(K_h)^T V_h)``. The RMSNorm (learnt
 gain, initialised to 1) acts on the concatenated heads, as ReLA's does. The

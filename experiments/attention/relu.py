@@ -1,6 +1,6 @@
 """Plain ReLU attention: ``relu(Q K^T / sqrt d) V`` with no normalisation at all.
 
-The unstable baseline of ReLA's R2 and ReLUFormer's S4 (PAPERS.md): rows do
+The unstable baseline of ReLA's R2 and ReLUFormer's S4 (docs/claims.md): rows do
 not sum to one and nothing bounds the output's scale, which grows with the
 number of keys (S1: variance ``n sigma^2 / 2``). Masked positions are
 multiplied to zero, as in ReLA's code. :func:`relu_scores` is shared by the

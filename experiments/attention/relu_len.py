@@ -2,7 +2,7 @@
 
 ``w_ij = relu(q_i . k_j / sqrt d) / n_i`` with ``n_i`` the number of keys query
 ``i`` sees (``i + 1`` under a causal mask). With ``s ~ N(0, sigma_s^2)`` and
-unit values the output variance is ``sigma_s^2 / (2 n)`` (PAPERS.md, scaling
+unit values the output variance is ``sigma_s^2 / (2 n)`` (docs/claims.md, scaling
 rules), so it shrinks with length instead of growing like plain ReLU's.
 """
 

@@ -3,7 +3,7 @@
 ``h_i = sum_{j <= n_i} relu(q_i . k_j * scale) v_j / (gamma * sqrt(n_i / 2))``
 with ``gamma`` a learnable scalar per head initialised to 1 and ``n_i`` the
 number of keys query ``i`` sees. The ``sqrt(n/2)`` factor keeps the output
-variance Theta(1) in ``n`` (PAPERS.md, S1). ``scale`` defaults to
+variance Theta(1) in ``n`` (docs/claims.md, S1). ``scale`` defaults to
 ``1/sqrt(head_dim)`` (a choice: the secondary sources write ``relu(q.k)``; the
 usual logit scale keeps ``q.k`` at unit variance at initialisation).
 

@@ -3,7 +3,7 @@
 ``w_ij = sigmoid(q_i . k_j / sqrt d + b)`` with no row normalisation and, by
 default, ``b = -log n_i``, ``n_i`` the number of keys query ``i`` sees: with
 ``b = 0`` a row sums to about ``n/2``; with ``-log n`` it tends to
-``e^{sigma^2/2}`` (PAPERS.md, scaling rules). The paper takes ``n`` as the
+``e^{sigma^2/2}`` (docs/claims.md, scaling rules). The paper takes ``n`` as the
 sequence length; here it is per query (``i + 1`` under a causal mask) so that
 decoding one token at a time gives the same weights as the full forward.
 Masked positions get weight 0. ``bias`` set to a number fixes ``b``.

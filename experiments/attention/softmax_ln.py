@@ -3,7 +3,7 @@
 ``out = W_o LN(concat_h softmax(Q_h K_h^T / sqrt d) V_h)``. ReLUFormer's
 key-value-memory view: with the LayerNorm, softmax memory behaves like ReLU
 memory, because LN is scale invariant and undoes the ``1/n`` shrinkage of a
-normalised row (PAPERS.md, S2). The LayerNorm acts on the concatenated heads
+normalised row (docs/claims.md, S2). The LayerNorm acts on the concatenated heads
 with a learnt affine transform (a choice; the paper's FFN analogue has one
 memory). The functional core is softmax's.
 """

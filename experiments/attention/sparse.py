@@ -3,7 +3,7 @@ Niculae, Martins 2019, arXiv 1905.05702).
 
 Sparsemax is the Euclidean projection of the scores onto the simplex; 1.5-entmax
 interpolates between softmax (alpha = 1) and sparsemax (alpha = 2). Rows of
-both sum to 1 and many weights are exactly 0 (baselines of ReLA, PAPERS.md
+both sum to 1 and many weights are exactly 0 (baselines of ReLA, docs/claims.md
 R3-R7). The fast path calls the ``entmax`` package (Correia et al. 2019,
 arXiv 1909.00015) on scores whose masked entries are ``-inf``; each
 :func:`reference` applies the sort-based closed form of those papers row by

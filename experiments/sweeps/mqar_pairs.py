@@ -1,4 +1,4 @@
-"""MQAR accuracy against the number of key-value pairs, for each attention variant (PAPERS.md K2, D1).
+"""MQAR accuracy against the number of key-value pairs, for each attention variant (docs/claims.md K2, D1).
 
 The prediction: normalised linear attention stores the pairs in a
 fast-weight state of ``head_dim`` features per head, so its recall falls once

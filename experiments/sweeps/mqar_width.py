@@ -1,4 +1,4 @@
-"""MQAR accuracy against width, feature dimension and decoding-state size (PAPERS.md K2; Zoology, Based).
+"""MQAR accuracy against width, feature dimension and decoding-state size (docs/claims.md K2; Zoology, Based).
 
 Softmax and elu+1 linear attention at several widths with 2 heads and the
 recall model's token shift, so the linear feature dimension (= head_dim =

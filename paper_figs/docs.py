@@ -1,0 +1,173 @@
+"""The generated parts of the documentation, rebuilt from the committed data they report.
+
+    python -m paper_figs.docs            # rewrite them (make docs)
+    python -m paper_figs.docs --check    # exit 1 naming every file that is out of date (a test runs this)
+
+Three things are generated, each from files in the repository, never from a run at hand:
+
+- the results table of ``README.md`` (between its ``results`` markers) and the ledger blocks of
+  ``docs/results.md``, from the newest dated ledger ``paper_figs/ledger_<profile>_<date>.md``;
+- ``benchmarks/README.md``, from the benchmark JSON files beside it (``experiments.bench_scaling.markdown``).
+
+``docs/results.md`` also holds a hand-written reading of each claim after its block; ``--check`` fails
+when a reading cites a number (``0.53``, ``8.8x``) that its claim's ledger row and setting card do not
+contain, so the prose cannot drift from the ledger it reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from experiments.atomic import atomic_write_text
+from experiments.bench_scaling import markdown as benchmark_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+README, RESULTS, BENCHMARKS = ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "benchmarks" / "README.md"
+_LEDGER_NAME = re.compile(r"ledger_(?P<profile>[a-z]+)_(?P<date>\d{4}-\d{2}-\d{2})\.md")
+_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\d-])")  # a decimal number, as the ledger prints measurements (not 1.5-entmax)
+CUT = 110  # characters of a ledger cell the README's table shows before pointing to docs/results.md
+
+
+def newest_ledger(folder: Path = ROOT / "paper_figs") -> Path:
+    """The committed ledger with the latest date in its name."""
+    dated = sorted((m["date"], p) for p in folder.glob("ledger_*_*.md") if (m := _LEDGER_NAME.fullmatch(p.name)))
+    if not dated:
+        raise FileNotFoundError(f"no dated ledger (ledger_<profile>_<date>.md) in {folder}")
+    return dated[-1][1]
+
+
+def parse_ledger(text: str) -> tuple[str, list[dict[str, str]], dict[str, str]]:
+    """The summary line, the table's rows (by column name) and each claim's setting card (markdown)."""
+    lines = text.splitlines()
+    summary = next(line for line in lines if line.startswith("Summary:"))
+    header = next(i for i, line in enumerate(lines) if line.startswith("| id |"))
+    names = [c.strip() for c in lines[header].strip("|").split("|")]
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        rows.append(dict(zip(names, cells)))
+    cards, current = {}, None
+    for line in lines:
+        if line.startswith("### "):
+            current = line[4:].split()[0]
+            cards[current] = [line]
+        elif line.startswith("## "):
+            current = None
+        elif current:
+            cards[current].append(line)
+    return summary, rows, {claim: "\n".join(card).strip() for claim, card in cards.items()}
+
+
+def _short(cell: str, limit: int = CUT) -> str:
+    if len(cell) <= limit:
+        return cell
+    cut = cell[:limit].rsplit(" ", 1)[0].rstrip(",;:(")
+    return cut + " ..."
+
+
+def _anchor(claim: str) -> str:
+    return claim.lower()
+
+
+def readme_table(ledger: Path) -> str:
+    summary, rows, _ = parse_ledger(ledger.read_text(encoding="utf-8"))
+    lines = [f"From [`{ledger.relative_to(ROOT)}`]({ledger.relative_to(ROOT)}) ({summary[len('Summary: '):]}); "
+             "each row in full, with its criterion and setting card, in [docs/results.md](docs/results.md).", "",
+             "| id | claim | paper | ours | verdict |", "|---|---|---|---|---|"]
+    for row in rows:
+        claim = row["id"]
+        lines.append(f"| [{claim}](docs/results.md#{_anchor(claim)}) | {row['claim']} | {_short(row['paper'])} | "
+                     f"{_short(row['ours'])} | {row['verdict']} |")
+    return "\n".join(lines)
+
+
+def ledger_block(row: dict[str, str], card: str | None) -> str:
+    parts = [f'<a id="{_anchor(row["id"])}"></a>', "", f"- **verdict**: {row['verdict']}", f"- **source**: {row['source']}", f"- **paper**: {row['paper']}",
+             f"- **ours**: {row['ours']}", f"- **criterion**: {row['criterion']}"]
+    if card:
+        parts += ["", "Setting card " + card.split("\n", 1)[0][4 + len(row["id"]):].strip() + ":",
+                  "", card.split("\n", 1)[1].strip()]
+    return "\n".join(parts)
+
+
+def _replace_between(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        raise ValueError(f"markers {start} ... {end} missing")
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+
+
+def results_md(ledger: Path, current: str) -> str:
+    """docs/results.md with every claim's ledger block rebuilt; a claim the file lacks gets a section."""
+    _, rows, cards = parse_ledger(ledger.read_text(encoding="utf-8"))
+    text = _replace_between(current, "ledger", f"From [`{ledger.relative_to(ROOT)}`](../{ledger.relative_to(ROOT)}).")
+    for row in rows:
+        name = f"ledger {row['id']}"
+        if f"<!-- {name} -->" not in text:
+            text = text.rstrip("\n") + f"\n\n## {row['id']}: {row['claim']}\n\n<!-- {name} -->\n<!-- /{name} -->\n"
+        text = _replace_between(text, name, ledger_block(row, cards.get(row["id"])))
+    return text
+
+
+def unsupported_numbers(results: str) -> dict[str, list[str]]:
+    """Per claim, the numbers its hand-written reading cites that its ledger block does not contain."""
+    missing = {}
+    for section in re.split(r"\n(?=## )", results):
+        block = re.search(r"<!-- ledger (\S+) -->\n(.*?)<!-- /ledger \1 -->(.*)", section, re.S)
+        if block:
+            known = set(_NUMBER.findall(block[2]))
+            extra = [n for n in _NUMBER.findall(block[3]) if n not in known]
+            if extra:
+                missing[block[1]] = extra
+    return missing
+
+
+def benchmarks_readme(folder: Path = ROOT / "benchmarks") -> str:
+    intro = (folder / "README.in.md").read_text(encoding="utf-8").rstrip("\n")
+    sections = []
+    for path in sorted(folder.glob("*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        table = benchmark_markdown(report).replace("\n# ", "\n## ").removeprefix("# ")
+        sections.append(f"## {path.stem}: {table}\nData: [`{path.name}`]({path.name}).")
+    return intro + "\n\n" + "\n\n".join(sections) + "\n"
+
+
+def expected() -> dict[Path, str]:
+    ledger = newest_ledger()
+    readme = README.read_text(encoding="utf-8")
+    return {README: _replace_between(readme, "results", readme_table(ledger)),
+            RESULTS: results_md(ledger, RESULTS.read_text(encoding="utf-8")),
+            BENCHMARKS: benchmarks_readme()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paper_figs.docs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in expected().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                atomic_write_text(path, text)
+    unsupported = unsupported_numbers(expected()[RESULTS])
+    for claim, numbers in unsupported.items():
+        print(f"docs/results.md: the reading of {claim} cites {', '.join(numbers)}, not in its ledger row or card",
+              file=sys.stderr)
+    if args.check and stale:
+        print("out of date (run python -m paper_figs.docs): " + ", ".join(map(str, stale)), file=sys.stderr)
+    elif stale:
+        print("rewrote " + ", ".join(map(str, stale)))
+    return 1 if (args.check and stale) or unsupported else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

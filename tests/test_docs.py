@@ -1,0 +1,73 @@
+"""The documentation a newcomer reads: generated parts up to date, prose checked against the ledger, links that
+resolve, a README that fits on a few screens."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from paper_figs import docs
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
+
+
+def test_every_generated_table_matches_the_data_it_comes_from(capsys):
+    assert docs.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_a_reading_that_cites_a_number_its_ledger_block_lacks_is_caught():
+    text = ("## R2: x\n\n<!-- ledger R2 -->\n- **ours**: relu 0.34 (0/3 learned, out/res 8.8x)\n<!-- /ledger R2 -->\n\n"
+            "Plain ReLU reached 0.34 with an output 8.8x the stream; ReLA-i 0.91 and 1.5-entmax.\n")
+    assert docs.unsupported_numbers(text) == {"R2": ["0.91"]}
+    assert docs.unsupported_numbers(text.replace("0.91", "0.34")) == {}
+
+
+def test_the_readme_table_has_one_row_per_claim_of_the_newest_ledger_with_its_verdict():
+    summary, rows, _ = docs.parse_ledger(docs.newest_ledger().read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- results -->")[1].split("<!-- /results -->")[0]
+    for row in rows:
+        assert re.search(rf"^\| \[{row['id']}\]\(docs/results\.md#{row['id'].lower()}\) \|.*\| {re.escape(row['verdict'])} \|$",
+                         table, re.M), row["id"]
+    counts = re.findall(r"(\d+) (reproduced|partly|not reproduced|inconclusive|not run)", summary)
+    verdicts = [row["verdict"].strip("*") for row in rows]
+    assert counts and all(int(n) == verdicts.count(kind) for n, kind in counts)
+
+
+def test_the_readme_is_a_front_door():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 250
+    first_screens = "\n".join(lines[:60])
+    assert "![" in first_screens and "reproduced" in first_screens  # a result figure and the verdicts up front
+    body = "\n".join(line for line in lines if "ledger_" not in line)
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", body), "a date outside a ledger's file name"
+    assert not re.search(r"`[0-9a-f]{7,40}`", body), "a commit id"
+
+
+def test_every_local_link_and_image_of_the_docs_resolves():
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            assert resolved.exists(), f"{page.relative_to(ROOT)} links to {target}"
+            if anchor:
+                text = resolved.read_text(encoding="utf-8")
+                assert f'<a id="{anchor}"></a>' in text or f"# {anchor}" in text.lower(), f"{page.name}: #{anchor}"
+
+
+def test_one_python_version_a_license_and_a_citation():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    version = project["requires-python"].removeprefix(">=")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"Python {version}" in readme and f"requires-python >= {version}" in readme
+    assert set(re.findall(r"Python (3\.\d+)", readme)) == {version}
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert citation["cff-version"] and citation["title"] and citation["authors"]
+    assert citation["license"] == project["license"]["text"] == "MIT"
