@@ -72,7 +72,7 @@ class Claim:
 CLAIM_IDS = {
     "R1": "sparsity emerges", "R2": "stability needs normalisation", "R3": "quality comparable", "R4": "speed",
     "R5": "head diversity", "R6": "null attention", "R7": "alignment",
-    "S1": "variance", "S2": "softmax + LN ~ ReLU", "S3": "many slots",
+    "S1": "variance", "S2": "softmax + LN ~ ReLU", "S3": "many slots", "S3b": "many slots, with LayerNorm",
     "S4": "plain ReLU self-attention does not converge", "S5": "long sequences", "S6": "concentration",
     "D1": "softmax beats linear", "D2": "separation",
     "K1": "rank", "K2": "capacity", "K3": "rank collapse", "Q1": "gradients", "H1": "injectivity",

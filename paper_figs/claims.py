@@ -335,6 +335,29 @@ def judge_s3(ev: Evidence):
     return "; ".join(parts), grade(passed, compared)
 
 
+CEILING = 0.99  # a mean accuracy at which a memory has stored (almost) every fact: no room for a difference
+
+
+@claim("S3b",
+       "softmax + LayerNorm closes the gap, but ReLU wins again at the largest sizes",
+       "ReLUFormer, arXiv 2302.06461",
+       "at the largest hidden sizes (up to 4096) ReLU above softmax+LN",
+       "at the most slots, where relu or softmax_ln learned: relu above softmax_ln by the seed rule; both at "
+          f"the ceiling (mean >= {CEILING}) cannot show a difference (inconclusive)")
+def judge_s3b(ev: Evidence):
+    memory = _memory(ev)
+    largest = max(r for _, r in memory)
+    if ("relu", largest) not in memory or ("softmax_ln", largest) not in memory:
+        raise Missing(f"relu and softmax_ln at ratio {largest}")
+    relu, with_ln = memory[("relu", largest)], memory[("softmax_ln", largest)]
+    ours = (f"{largest}x slots: relu {spread(relu, 'test_accuracy')}, softmax_ln {spread(with_ln, 'test_accuracy')}")
+    if not (learned(relu) or learned(with_ln)):
+        raise DidNotLearn(ours)
+    if min(mean_of(relu, "test_accuracy"), mean_of(with_ln, "test_accuracy")) >= CEILING:
+        raise Untestable(f"both memories store every fact at the most slots: {ours}")
+    return ours, "reproduced" if differ(relu, with_ln, "test_accuracy") > 0 else "not reproduced"
+
+
 NORMALISED = ("rela_i", "rela_g", "rmsnorm")  # the controls that show a cell of the grid can be learned
 
 

@@ -133,6 +133,7 @@ CASES = {
     "R7": (alignment(0.99, 0.05), alignment(0.99, 0.5)),
     "S2": (memory(0.8, 0.5, 0.78, 0.9), memory(0.8, 0.9, 0.6, 0.9, theory_holds=False)),
     "S3": (memory(0.8, 0.5, 0.78, 0.9), memory(0.4, 0.5, 0.78, 0.9)),
+    "S3b": (memory(0.9, 0.5, 0.78, 0.9), memory(0.7, 0.5, 0.8, 0.9)),
     "S4": (stability(0.2, 0.9, 0.95), stability(0.9, 0.9, 0.5)),
     "S5": (long_context(0.8, 0.6), long_context(0.6, 0.8)),
     "S6": (memory(0.8, 0.5, 0.78, 0.9), memory(0.8, 0.5, 0.78, 0.1)),
@@ -395,3 +396,9 @@ def test_the_ledger_prints_a_setting_card_under_the_table():
     cards = text.split("\n## Setting cards")[1]
     assert "### R2 (stability" in cards and "| norm placement | post-LN" in cards
     assert "### S5" not in cards  # no long_context runs: no card
+
+
+def test_s3b_at_the_ceiling_is_inconclusive_not_a_tie():
+    claim = next(c for c in CLAIMS if c.id == "S3b")
+    verdict = claim.verdict(memory(1.0, 0.5, 0.995, 0.9))
+    assert verdict[1] == "inconclusive" and "store every fact" in verdict[0], verdict
