@@ -22,6 +22,7 @@ import dataclasses
 import io
 import math
 import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,17 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+def cpu_name() -> str:
+    """``CPU (<model>)``: the processor a CPU run used, so that ledgers can tell machines apart (floats take
+    other paths on another CPU model)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"CPU ({model or platform.processor() or platform.machine()})"
+
+
 def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True,
           checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate; returns metrics, the curve and the status.
@@ -429,7 +441,7 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         "train_seconds": earlier_seconds + time.perf_counter() - started,
         "num_parameters": model.num_parameters(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "test_set_sha256": synthetic.tensor_hash(*test),
         "probes": {"output_ratio_at_init": at_init, "null_rate_at_init": null_at_init,
                    "grad_norm_max": max((p["grad_norm_max"] for p in curve if p.get("grad_norm_max") is not None),

@@ -24,44 +24,26 @@ from pathlib import Path
 
 from experiments.atomic import atomic_write_text
 from experiments.bench_scaling import markdown as benchmark_markdown
+from paper_figs._ledgers import dated_ledgers, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 README, RESULTS, BENCHMARKS = ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "benchmarks" / "README.md"
-_LEDGER_NAME = re.compile(r"ledger_(?P<profile>[a-z]+)_(?P<date>\d{4}-\d{2}-\d{2})\.md")
 _NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\d-])")  # a decimal number, as the ledger prints measurements (not 1.5-entmax)
 CUT = 110  # characters of a ledger cell the README's table shows before pointing to docs/results.md
 
 
 def newest_ledger(folder: Path = ROOT / "paper_figs") -> Path:
     """The committed ledger with the latest date in its name."""
-    dated = sorted((m["date"], p) for p in folder.glob("ledger_*_*.md") if (m := _LEDGER_NAME.fullmatch(p.name)))
+    dated = dated_ledgers(folder)
     if not dated:
         raise FileNotFoundError(f"no dated ledger (ledger_<profile>_<date>.md) in {folder}")
-    return dated[-1][1]
+    return dated[-1]
 
 
 def parse_ledger(text: str) -> tuple[str, list[dict[str, str]], dict[str, str]]:
-    """The summary line, the table's rows (by column name) and each claim's setting card (markdown)."""
-    lines = text.splitlines()
-    summary = next(line for line in lines if line.startswith("Summary:"))
-    header = next(i for i, line in enumerate(lines) if line.startswith("| id |"))
-    names = [c.strip() for c in lines[header].strip("|").split("|")]
-    rows = []
-    for line in lines[header + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        rows.append(dict(zip(names, cells)))
-    cards, current = {}, None
-    for line in lines:
-        if line.startswith("### "):
-            current = line[4:].split()[0]
-            cards[current] = [line]
-        elif line.startswith("## "):
-            current = None
-        elif current:
-            cards[current].append(line)
-    return summary, rows, {claim: "\n".join(card).strip() for claim, card in cards.items()}
+    """The summary, the table's rows (by column name) and each claim's setting card (markdown)."""
+    header, rows, cards = parse(text)
+    return header["Summary"], rows, cards
 
 
 def _short(cell: str, limit: int = CUT) -> str:
@@ -77,7 +59,7 @@ def _anchor(claim: str) -> str:
 
 def readme_table(ledger: Path) -> str:
     summary, rows, _ = parse_ledger(ledger.read_text(encoding="utf-8"))
-    lines = [f"From [`{ledger.relative_to(ROOT)}`]({ledger.relative_to(ROOT)}) ({summary[len('Summary: '):]}); "
+    lines = [f"From [`{ledger.relative_to(ROOT)}`]({ledger.relative_to(ROOT)}) ({summary}); "
              "each row in full, with its criterion and setting card, in [docs/results.md](docs/results.md).", "",
              "| id | claim | paper | ours | verdict |", "|---|---|---|---|---|"]
     for row in rows:

@@ -4,7 +4,9 @@
         --theory paper_figs/theory/verdicts --speed paper_figs/quick/speed.json --out paper_figs/CLAIMS.md
 
 Reads every ``<sweep>.csv`` in ``--sweeps``, every notebook verdict file in
-``--theory`` and the speed benchmark's JSON report; the criteria live in
+``--theory``, the speed benchmark's JSON report and the committed dated
+ledgers in ``--committed`` (a claim whose verdict differs on another machine's
+ledger is marked machine-sensitive); the criteria live in
 ``paper_figs/claims.py``. The output depends only on those inputs (no
 timestamps), and is written atomically.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from experiments import cli
 from experiments.atomic import atomic_write_text
 from paper_figs import settings
+from paper_figs._ledgers import MACHINE, dated_ledgers, machine_sensitive
 from paper_figs._rows import read_rows
 from paper_figs.claims import CLAIMS, LEDGER_SWEEPS, MIN_SEEDS, VERDICTS, Evidence
 
@@ -85,9 +88,19 @@ def learned_fraction(evidence: Evidence) -> tuple[int, int]:
     return sum(r.get("learned") == "1" for r in judged), len(judged)
 
 
-def render(evidence: Evidence, profile: str) -> str:
+def machine(evidence: Evidence) -> str:
+    """The devices the judged runs trained on, from their results' ``device_name``."""
+    names = sorted({r["device_name"] for name in LEDGER_SWEEPS for r in evidence.sweeps.get(name, [])
+                    if r.get("device_name") not in (None, "", "cpu")})  # "cpu": results from before it was named
+    return ", ".join(names) or "not recorded"
+
+
+def render(evidence: Evidence, profile: str, committed: list[Path] = ()) -> str:
     judged = [(claim, *claim.verdict(evidence)) for claim in CLAIMS]
     counts = Counter(verdict for _, _, verdict in judged)
+    here = machine(evidence)
+    rows = [{"id": claim.id, "criterion": claim.criterion, "verdict": f"**{verdict}**"} for claim, _, verdict in judged]
+    sensitive = machine_sensitive(rows, here, list(committed)) if here != "not recorded" else {}
     learned, total = learned_fraction(evidence)
     modes = sorted({r.get("mode", "?") for r in evidence.theory})
     lines = [
@@ -98,6 +111,12 @@ def render(evidence: Evidence, profile: str) -> str:
         "the speed benchmark; the criterion of each is in its row. Rebuilt by `make all`.",
         "",
         "Summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS),
+        "",
+        MACHINE + here,
+        "",
+        "Machine-sensitive (the verdict differs on another machine's committed ledger, by the same criterion): "
+        + (", ".join(sensitive) if sensitive else "none found" if here != "not recorded" else
+           "not compared (the runs do not name their machine)") + ".",
         "",
         f"Trained runs the claims read that learned their task (test accuracy at least halfway from chance to 1): "
         f"**{learned} of {total}**" + (f" ({learned / total:.0%})" if total else "") + ". A claim whose runs did not "
@@ -115,6 +134,8 @@ def render(evidence: Evidence, profile: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for claim, ours, verdict in judged:
+        if claim.id in sensitive:
+            ours += "; machine-sensitive: " + "; ".join(sensitive[claim.id])
         cells = [claim.id, claim.claim, claim.source, claim.paper, ours, claim.criterion, f"**{verdict}**"]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     lines += ["", *settings.render_markdown(evidence, [claim.id for claim in CLAIMS])]
@@ -127,11 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweeps", type=Path, required=True, help="folder of the sweep CSVs")
     parser.add_argument("--theory", type=Path, required=True, help="folder of the notebooks' verdict files")
     parser.add_argument("--speed", type=Path, default=None, help="the speed benchmark's JSON report")
+    parser.add_argument("--committed", type=Path, default=None,
+                        help="folder of the committed dated ledgers to compare verdicts with (paper_figs)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    text = render(gather(args.sweeps, args.theory, args.speed), args.profile)
+    committed = dated_ledgers(args.committed, args.profile) if args.committed else []
+    text = render(gather(args.sweeps, args.theory, args.speed), args.profile, committed)
     atomic_write_text(args.out, text)
-    print(text.split("\n")[4] + "\n" + text.split("\n")[6], file=sys.stderr)
+    print("\n".join(line for line in text.split("\n") if line.startswith(("Summary", "Machine", "Trained runs"))),
+          file=sys.stderr)
     return 0
 
 

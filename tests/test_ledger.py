@@ -402,3 +402,26 @@ def test_s3b_at_the_ceiling_is_inconclusive_not_a_tie():
     claim = next(c for c in CLAIMS if c.id == "S3b")
     verdict = claim.verdict(memory(1.0, 0.5, 0.995, 0.9))
     assert verdict[1] == "inconclusive" and "store every fact" in verdict[0], verdict
+
+
+def _on(evidence: Evidence, machine: str) -> Evidence:
+    sweeps = {name: [{**r, "device_name": machine} for r in rows] for name, rows in evidence.sweeps.items()}
+    return Evidence(sweeps=sweeps, theory=evidence.theory, speed=evidence.speed)
+
+
+def test_a_verdict_that_differs_on_another_machines_committed_ledger_is_marked(tmp_path):
+    passing, failing = CASES["R1"]
+    (tmp_path / "ledger_quick_2026-01-01.md").write_text(make_ledger.render(_on(failing, "CPU (other)"), "quick"))
+    (tmp_path / "ledger_quick_2026-01-02.md").write_text(make_ledger.render(_on(passing, "CPU (other)"), "quick"))
+    (tmp_path / "ledger_full_2026-01-03.md").write_text(make_ledger.render(_on(failing, "GPU"), "full"))
+    committed = make_ledger.dated_ledgers(tmp_path, "quick")
+    assert [p.name for p in committed] == ["ledger_quick_2026-01-01.md", "ledger_quick_2026-01-02.md"]
+    text = make_ledger.render(_on(passing, "CPU (this)"), "quick", committed)
+    assert "Machine: CPU (this)" in text
+    r1 = next(line for line in text.splitlines() if line.startswith("| R1 |"))
+    verdict_then = next(c for c in CLAIMS if c.id == "R1").verdict(failing)[1]
+    assert f"machine-sensitive: {verdict_then} on CPU (other) (ledger_quick_2026-01-01.md)" in r1
+    assert "2026-01-02" not in r1  # the same verdict there: no note
+    assert "Machine-sensitive (" in text and ": R1" in text.split("Machine-sensitive (")[1].split("\n")[0]
+    same_machine = make_ledger.render(_on(passing, "CPU (other)"), "quick", committed)
+    assert "machine-sensitive:" not in same_machine  # the same machine twice is not a machine difference
