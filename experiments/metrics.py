@@ -160,10 +160,12 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
     if at_labels and len(batch) != 2:
         return None
     asked = batch[1] != synthetic.IGNORE_INDEX if at_labels else None
+    width = batch[0].shape[1] if len(batch) == 2 else None  # a decoder-only model's tokens, after any start vector
     shares = []
 
     def hook(module, inputs, output):
         share = top_share(inputs[0], fraction, rounding="nearest" if at_labels else "ceil")  # the MLP's activation
+        share = share[:, -width:] if width else share
         shares.append(float(share[asked].mean() if asked is not None else share.mean()))
 
     handles = [m.down.register_forward_hook(hook) for m in model.modules() if isinstance(m, MLP)]
@@ -185,9 +187,11 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
 
 def first_example_maps(layer_weights: list[torch.Tensor], tokens: torch.Tensor) -> dict[str, Any]:
     """The attention weights of the first example, every layer and head, to 3 decimals (for a gallery):
-    ``{"tokens": [T], "maps": [layer][head][T][T]}``."""
+    ``{"tokens": [T], "maps": [layer][head][T][T]}`` (the keys of the tokens: a start vector's column is left
+    out)."""
+    length = tokens.shape[1]
     return {"tokens": tokens[0].tolist(),
-            "maps": [[[[round(float(x), 3) for x in row] for row in head] for head in w[0].float().cpu()]
+            "maps": [[[[round(float(x), 3) for x in row] for row in head] for head in w[0, ..., -length:].float().cpu()]
                      for w in layer_weights]}
 
 

@@ -63,6 +63,10 @@ class ModelConfig:
                       "1/sqrt(2 num_layers); Radford et al. 2019) or unit_scaling (every matrix uniform with "
                       "variance 2/(fan_in + fan_out), gain 1; embeddings normal(0, 1/d) scaled by sqrt(d) when "
                       "looked up: the ReLA authors' setting)", choices=INITS, added=True)
+    bos: bool = param(False, "prepend a learnt start vector to every sequence (position 0, no label), a first "
+                      "token that every query sees: where attention sinks form (Xiao et al. 2023, arXiv "
+                      "2309.17453; Gu et al. 2025, arXiv 2410.10781); attention maps keep its key column. "
+                      "Decoder-only tasks", added=True)
     attention: Any = dataclasses.field(
         default_factory=lambda: attention.make_config("softmax"),
         metadata={"help": "frozen config of a registered attention variant"},
@@ -239,8 +243,11 @@ def _positions(config: ModelConfig, max_len: int) -> nn.Module | None:
 def _embed(model: nn.Module, idx: torch.Tensor, positions: nn.Module | None,
            mixing: TokenMixing | None) -> torch.Tensor:
     """Token embeddings ``(B, T, C)`` (times sqrt(d) under unit-scaling init), plus the token mixing and the
-    positions where the model has them."""
+    positions where the model has them; with a start vector, ``(B, 1 + T, C)``, the start first."""
     tokens = model.tokens(idx)  # (B, T, C)
+    start = getattr(model, "start", None)
+    if start is not None:
+        tokens = torch.cat([start.weight.expand(idx.shape[0], 1, -1), tokens], dim=1)  # (B, 1 + T, C)
     if model.config.init == "unit_scaling":
         tokens = tokens * math.sqrt(model.config.d_model)
     if mixing is not None:
@@ -249,7 +256,7 @@ def _embed(model: nn.Module, idx: torch.Tensor, positions: nn.Module | None,
         return tokens
     if isinstance(positions, nn.Embedding) and idx.shape[1] > model.max_len:
         raise ValueError(f"sequence of {idx.shape[1]} tokens exceeds the model's max_len={model.max_len}")
-    return tokens + positions(torch.arange(idx.shape[1], device=idx.device))
+    return tokens + positions(torch.arange(tokens.shape[1], device=idx.device))
 
 
 def _final_norm(config: ModelConfig) -> nn.Module:
@@ -290,7 +297,9 @@ class Transformer(nn.Module):
         self.config = config
         self.max_len = max_len
         self.tokens = nn.Embedding(vocab_size, config.d_model)
-        self.positions = _positions(config, max_len)
+        if config.bos:
+            self.start = nn.Embedding(1, config.d_model)  # an embedding, so each init draws it as one
+        self.positions = _positions(config, max_len + config.bos)
         self.mixing = _mixing(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.final_norm = _final_norm(config)
@@ -305,11 +314,11 @@ class Transformer(nn.Module):
         return _embed(self, idx, self.positions, self.mixing)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, T, vocab)`` for token ids ``(B, T)``."""
+        """Logits ``(B, T, vocab)`` for token ids ``(B, T)`` (none for the start vector)."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.final_norm(x))
+        return self.head(self.final_norm(x[:, self.config.bos:]))
 
     @staticmethod
     def split_batch(batch: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -319,11 +328,13 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, batch: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], bool]:
-        """Per layer, the ``(B, H, T, T)`` attention matrix each block applies, and that it is causal."""
+        """Per layer, the ``(B, H, T, T)`` attention matrix each block applies, and that it is causal; with a
+        start vector ``(B, H, T, 1 + T)``: the token's rows, the start's key column first (a causal mask aligned
+        to the end of the keys, as everywhere here)."""
         x = self.embed(batch[0])
         maps = []
         for block in self.blocks:
-            maps.append(block.maps(x))
+            maps.append(block.maps(x)[:, :, self.config.bos:])
             x = block(x)
         return maps, True
 

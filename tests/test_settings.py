@@ -269,3 +269,30 @@ def test_the_aer_reports_null_rows_at_unaligned_and_aligned_words():
     null = alignment_error([weights], gold, torch.ones(1, 3, dtype=torch.bool))["null_rate"]
     assert null == {"unaligned": [[1.0, 0.0]], "aligned": [[0.0, 0.0]]}
     assert "null_rate" not in alignment_error([weights], gold)  # rows with a gold link only: none unaligned
+
+
+def test_a_start_vector_is_a_first_key_every_query_sees_and_gets_no_label():
+    net = model("softmax", length=12, d_model=16, bos=True, token_mixing="shift")
+    (idx,) = tokens(12, batch=4)
+    logits = net(idx)
+    assert logits.shape == (4, 12, 128)  # one prediction per token, none for the start
+    maps, causal = net.attention_maps((idx, idx))
+    assert causal and all(m.shape == (4, 2, 12, 13) for m in maps)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(4, 2, 12))
+    assert bool((maps[0][..., 0] > 0).all())  # every query sees the start
+    assert bool((maps[0].triu(2) == 0).all())  # token i sees the start and tokens 0..i, nothing after
+    share = attention_stats.first_mass(maps[0], causal=True)
+    torch.testing.assert_close(share, maps[0][..., 0].double().mean(dim=(0, 2)))  # the sink statistic reads the start
+    logits.sum().backward()
+    assert net.start.weight.grad.abs().sum() > 0  # learnt
+    assert "bos" not in ModelConfig().to_dict() and ModelConfig(bos=True).to_dict()["bos"] is True
+
+
+def test_a_run_with_a_start_vector_trains_and_records_its_statistics():
+    task = synthetic.make_config("mqar", vocab_size=16, seq_len=16, num_kv_pairs=2, num_test_examples=16)
+    config = ModelConfig(d_model=16, num_heads=2, bos=True, attention=attention.make_config("softmax1"))
+    result = train(task, config, TrainConfig(steps=4, batch_size=8, warmup_steps=1, eval_every=2, device="cpu",
+                                             target_accuracy=0.0), progress=False)
+    assert result["status"] == "finished" and 0.0 <= result["final"]["test_accuracy"] <= 1.0
+    per_layer = result["final"]["attention_stats"]["first_mass"]["per_layer"]
+    assert len(per_layer) == config.num_layers and all(0.0 < max(layer) <= 1.0 for layer in per_layer)
