@@ -54,19 +54,21 @@ def target_words(labels: torch.Tensor) -> torch.Tensor:
 
 
 def alignment_error(layer_weights: list[torch.Tensor], gold: torch.Tensor,
-                    rows: torch.Tensor | None = None) -> dict[str, list]:
+                    rows: torch.Tensor | None = None, possible: torch.Tensor | None = None) -> dict[str, list]:
     """AER per layer and head, and the best head's per layer.
 
-    ``rows`` ``(B, T)`` are the target rows scored: every target word
-    (:data:`AER_ROWS`), so a link from a word with no gold link (an
-    unaligned particle) counts against a head and a null row there costs
-    nothing. Without ``rows``, the rows that have a gold link.
+    ``gold`` ``(B, T, S)`` are the sure links, ``possible`` (optional, same
+    shape) the possible ones. ``rows`` ``(B, T)`` are the target rows scored:
+    every target word (:data:`AER_ROWS`), so a link from a word with no gold
+    link (an unaligned particle) counts against a head unless it is a
+    possible link, and a null row there costs nothing. Without ``rows``, the
+    rows that have a gold link.
     """
     rows = gold.any(dim=-1) if rows is None else rows  # (B, T)
     per_head = []
     for weights in layer_weights:
         links = induced_links(weights, rows)
-        per_head.append([aer(links[:, h], gold) for h in range(weights.shape[1])])
+        per_head.append([aer(links[:, h], gold, possible) for h in range(weights.shape[1])])
     out = {"per_head": per_head, "best_per_layer": [min(values) for values in per_head]}
     unaligned = rows & ~gold.any(dim=-1)
     if bool(unaligned.any()):  # where a head may switch off: its all-zero rows at unaligned and aligned words

@@ -135,8 +135,11 @@ CARDS: dict[str, Card] = {
                same=lambda values: all(not v.startswith("particles before 0%") for v in values)),
         Factor("rows counted", "every target word", lambda r: metrics.AER_ROWS,
                "with every target word aligned, the two are the same rows", same="every target word"),
-        Factor("link types", "sure and possible (gold alignments)", lambda r: "sure only",
-               "the synthetic task's gold links are all sure links"),
+        Factor("link types", "sure and possible (gold alignments)",
+               lambda r: "sure and possible (a particle to the word it precedes)"
+               if r.get("task.possible_links") in ("True", "true", "1") else "sure only",
+               "without possible links a particle's link to its word counts against a head",
+               same="sure and possible (a particle to the word it precedes)"),
         Factor("heads read", "best head per layer, 6 layers x 8 heads", _layers,
                "2 layers x 2 heads: fewer heads to choose the best from"),
         Factor("task", "translation (WMT)", "task.name", "a reordering task whose gold links are known"),

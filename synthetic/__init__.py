@@ -50,6 +50,8 @@ class Task:
     kind: str = "lm"
     slices: Callable[[Any, tuple[torch.Tensor, ...]], dict[str, torch.Tensor]] | None = None
     chance: Callable[[Any], float] | None = None  # required: see the module docstring
+    # seq2seq, optional: (config, batch) -> (B, T, S) possible gold links beside the batch's sure ones, or None
+    possible_links: Callable[[Any, tuple[torch.Tensor, ...]], torch.Tensor | None] | None = None
 
 
 _TASKS: Registry[Task] = Registry("task", "task")

@@ -15,7 +15,13 @@ a second target word (through a second lexicon): a one-to-many link. With
 drawn with the lexicons) is preceded in the target by a particle, token
 ``PARTICLE = 3``, like an article before a noun: a target word with no gold
 link (unaligned), predictable only by looking at the source word it comes
-before. Content tokens are then ``4 .. V-1`` on both sides. The
+before. Content tokens are then ``4 .. V-1`` on both sides. With
+``possible_links`` a particle's link to the source word it precedes is a
+*possible* gold link (:func:`possible_links`): gold alignments of real
+sentence pairs mark sure links (S) and possible ones (P), such as a function
+word's, and AER is ``1 - (|A & S| + |A & P|) / (|A| + |S|)`` (Och and Ney
+2003; ReLA's R7 metric), so a possible link neither counts against a head
+nor is required of it. The
 decoder reads ``BOS y_1 .. y_T`` and is labelled ``y_1 .. y_T EOS``; padding
 is ``PAD`` with label ``-100``. The gold alignment ``(B, T_max, S)`` marks
 label position ``t`` as aligned to the source position its word came from
@@ -58,6 +64,9 @@ class AlignmentConfig:
     particle_fraction: float = param(0.0, "fraction of the source words whose translation is preceded by an "
                                           "unaligned particle (a target word with no gold link: what null attention "
                                           "can leave unlinked; ReLA, arXiv 2104.07012)", added=True)
+    possible_links: bool = param(False, "with particles: a particle's link to the source word it precedes is a "
+                                        "possible gold link (sure/possible links, Och and Ney 2003; AER as in ReLA, "
+                                        "arXiv 2104.07012); without, a particle has no gold link", added=True)
     lexicon_seed: int = param(11, "seed of the word-to-word lexicons")
     num_test_examples: int = param(1000, "size of the fixed test set")
     test_seed: int = param(1_000_003, "seed of the fixed test set")
@@ -72,6 +81,8 @@ class AlignmentConfig:
                 f"particle_fraction must be in [0, 1], got {self.particle_fraction}")
         require(self.particle_fraction == 0 or self.vocab_size >= 5,
                 f"particle_fraction > 0 needs vocab_size >= 5 (token 3 is the particle), got {self.vocab_size}")
+        require(not self.possible_links or self.particle_fraction > 0,
+                "possible_links needs particles (particle_fraction > 0): they are the possibly linked words")
         require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
     @property
@@ -159,6 +170,18 @@ def generate(config: AlignmentConfig, num_examples: int, generator: torch.Genera
     return source, inputs, labels, alignment
 
 
+def possible_links(config: AlignmentConfig, batch: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """``(B, T, S)``: each particle's possible link, to the source position of the word it precedes (the next
+    label's sure link); None without ``possible_links``."""
+    if not config.possible_links:
+        return None
+    _, _, labels, sure = batch
+    particle = (labels == PARTICLE)[..., :-1, None]  # (B, T-1, 1); a particle is never the last label
+    possible = torch.zeros_like(sure)
+    possible[:, :-1] = particle & sure[:, 1:]
+    return possible
+
+
 def chance(config: AlignmentConfig) -> float:
     """A uniform pick among the target words (content and particle) for each, and the end token (its place
     is known). With ``W`` target words expected per example, ``(W / (V - 3) + 1) / (W + 1)``.
@@ -168,4 +191,5 @@ def chance(config: AlignmentConfig) -> float:
 
 
 register(Task(name="alignment", config=AlignmentConfig, generate=generate, kind="seq2seq", chance=chance,
+              possible_links=possible_links,
               summary="seq2seq translation through a lexicon with a known reordering and gold alignment"))

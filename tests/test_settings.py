@@ -241,6 +241,43 @@ def test_particle_fraction_out_of_range_is_refused():
         synthetic.make_config("alignment", vocab_size=4, source_len=2, particle_fraction=0.5)
 
 
+
+def test_possible_links_are_each_particles_link_to_the_word_it_precedes():
+    from synthetic import alignment
+
+    task = alignment_task(particle_fraction=0.25, fertility_prob=0.25, possible_links=True)
+    batch = synthetic.test_set(task)
+    _, _, labels, sure = batch
+    possible = alignment.possible_links(task, batch)
+    particle = labels == alignment.PARTICLE
+    assert torch.equal(possible.any(-1), particle)  # exactly the particles, one link each
+    assert bool((possible.sum(-1) <= 1).all()) and not bool((possible & sure).any())
+    assert torch.equal(possible[:, :-1][particle[:, :-1]], sure[:, 1:][particle[:, :-1]])  # the next word's
+    assert alignment.possible_links(alignment_task(particle_fraction=0.25), batch) is None
+    assert "possible_links" not in synthetic.config_to_dict(alignment_task(particle_fraction=0.25))
+    with pytest.raises(ConfigError, match="possible_links needs particles"):
+        alignment_task(possible_links=True)
+
+
+def test_a_possible_link_neither_counts_against_a_head_nor_is_required():
+    from experiments.metrics import alignment_error
+
+    sure = torch.zeros(1, 3, 2, dtype=torch.bool)
+    sure[0, 0, 0] = sure[0, 2, 1] = True  # target word 1 (a particle) has no sure link
+    possible = torch.zeros_like(sure)
+    possible[0, 1, 1] = True  # it may be linked to the source word of the word it precedes
+    rows = torch.ones(1, 3, dtype=torch.bool)
+    null = torch.zeros(1, 1, 3, 2)
+    null[0, 0, 0, 0] = null[0, 0, 2, 1] = 1.0
+    to_head, elsewhere = null.clone(), null.clone()
+    to_head[0, 0, 1, 1] = 1.0
+    elsewhere[0, 0, 1, 0] = 1.0
+    best = {name: alignment_error([w], sure, rows, possible)["best_per_layer"][0]
+            for name, w in (("null", null), ("to_head", to_head), ("elsewhere", elsewhere))}
+    assert best["null"] == 0.0 and best["to_head"] == pytest.approx(1 - (2 + 3) / (3 + 2))  # = 0
+    assert best["elsewhere"] == pytest.approx(1 - (2 + 2) / (3 + 2))  # a false link still costs
+    assert alignment_error([to_head], sure, rows)["best_per_layer"][0] == pytest.approx(1 - 4 / 5)  # sure only
+
 # --- the probes as CSV columns -------------------------------------------------------------------------------
 
 def test_probe_columns_take_the_largest_layer_and_ignore_what_is_not_numbers():

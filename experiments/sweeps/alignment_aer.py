@@ -10,8 +10,10 @@ target words (one-to-many links). A quarter of the source vocabulary is
 preceded in the target by an unaligned particle (a target word with no gold
 link, as an article has none in many gold alignments): the one place where a
 head that can switch off (ReLA's null attention) can do better than one that
-must link every row. AER counts every target word, so a link from a
-particle is a false link and a null row there costs nothing. Runs train for
+must link every row. AER counts every target word, with sure and possible
+gold links as ReLA's metric does: a particle's link to the word it precedes
+is possible (it neither counts against a head nor is required), any other
+link from it is false, and a null row there costs nothing. Runs train for
 the whole budget. AER is taken per head; each layer's best head is reported,
 as in ReLA.
 """
@@ -35,7 +37,8 @@ PROFILES = {
 def configs(profile: str):
     p = PROFILES[profile]
     return [make_config(("alignment", dict(vocab_size=p["vocab"], source_len=p["source_len"], reordering=order,
-                                   fertility_prob=0.25, particle_fraction=0.25, num_test_examples=500,
+                                   fertility_prob=0.25, particle_fraction=0.25, possible_links=True,
+                                   num_test_examples=500,
                                    **extra)),
                 name, seed=seed, train={**p["train"], "target_accuracy": 0.0}, **p["model"])
             for name in VARIANTS for order, extra in REORDERINGS.items() for seed in p["seeds"]]
