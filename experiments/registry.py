@@ -61,6 +61,10 @@ class Registry(Generic[E]):
         """Registered names, sorted (aliases only when asked)."""
         return sorted([*self._entries, *(self._aliases if include_aliases else ())])
 
+    def aliases(self) -> dict[str, str]:
+        """Each other name and the registered name it stands for, sorted by alias."""
+        return dict(sorted(self._aliases.items()))
+
     def get(self, name: str) -> E:
         try:
             return self._entries[self._aliases.get(name, name)]

@@ -1,18 +1,25 @@
 """Run one synthetic experiment from the command line.
 
+    python -m experiments.run --task mqar --attention rela      # the recall recipe: learns on a CPU in a minute
     python -m experiments.run task.name=mqar model.attention.name=rela task.seq_len=128 \\
         task.num_kv_pairs=16 model.d_model=64 train.seed=0
 
-Every field is set by its dotted path, as in sweep files and result JSON,
-and checked by the same code (values are read as JSON where they parse,
-else as text: ``train.lr=3e-3``, ``model.token_mixing=shift``,
-``model.mlp=false``). Each field of the chosen task, attention variant,
-model and training config is also a flag (``--seq-len 128``; ``--help``
-lists them with their defaults for the chosen ``--task`` and
-``--attention``); a dotted value wins over a flag. The result is
-one JSON file in the result cache; a config that has been run before is a
-cache hit and returns at once. Bad input (an unknown name, a task that cannot
-be built) exits with status 2 and writes nothing.
+A run starts from the recipe measured on its task (``--recipe``; for MQAR
+the recall recipe of :mod:`experiments.sweeps._common`, under which every
+variant learns on two CPU cores; ``--recipe none`` keeps every field at its
+own default, and a task without a recipe does so anyway). Every field is set
+by its dotted path, as in sweep files and result JSON, and checked by the
+same code (values are read as JSON where they parse, else as text:
+``train.lr=3e-3``, ``model.token_mixing=shift``, ``model.mlp=false``). Each
+field of the chosen task, attention variant, model and training config is
+also a flag (``--seq-len 128``; ``--help`` lists them under their dotted
+prefix with their defaults for the chosen ``--task``, ``--attention`` and
+``--recipe``). A flag wins over the recipe and a dotted value wins over a
+flag. The result is one JSON file in the result cache, keyed by the full
+resolved config; a config that has been run before is a cache hit and
+returns at once. The summary's last line is the test accuracy against the
+task's chance level. Bad input (an unknown name, a task that cannot be
+built) exits with status 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from experiments.cache import (LockTimeout, check_results_dir, check_task_folder
                                result_path)
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.sweep_files import set_dotted
+from experiments.sweeps._common import NO_RECIPE, RECIPES, default_recipe, recipe_names, recipe_sections
 from experiments.train import TrainConfig, resolve_device
 
 
@@ -47,16 +55,25 @@ def _scalar_type(hint: Any) -> type:
     return hint
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, *, skip: tuple[str, ...] = ()) -> list[str]:
-    """One flag per dataclass field, its help and choices taken from the field's metadata."""
-    group = parser.add_argument_group(title)
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str, title: str, *,
+                     skip: tuple[str, ...] = (), recipe: tuple[str, dict[str, Any]] = (NO_RECIPE, {})) -> list[str]:
+    """One flag per dataclass field, its help and choices taken from the field's metadata.
+
+    The group is titled by the fields' dotted ``prefix`` (``train.``), the spelling of a FIELD=VALUE
+    override; ``recipe`` is ``(name, the values it sets)``, shown as the defaults they are.
+    """
+    fields = [f for f in dataclasses.fields(cls) if f.name not in skip]
+    example = f"set each as a flag or as {prefix}FIELD=VALUE: {_flag(fields[0].name)} VALUE is " \
+              f"{prefix}{fields[0].name}=VALUE" if fields else None
+    group = parser.add_argument_group(f"{prefix}* ({title})" if title else f"{prefix}*", example)
     hints = field_types(cls)
+    recipe_name, preset = recipe
     added = []
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
+    for f in fields:
         kind = _scalar_type(hints[f.name])
         default = f.default
+        if f.name in preset and preset[f.name] != f.default:
+            default = f"{preset[f.name]}, the {recipe_name} recipe's; {f.default} with --recipe {NO_RECIPE}"
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         if kind is bool:
             group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
@@ -73,20 +90,47 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, *, 
     return added
 
 
+def _aliases_of(name: str) -> str:
+    others = [alias for alias, target in attention.aliases().items() if target == name]
+    return f" (also --attention {', '.join(others)})" if others else ""
+
+
+def _alias_list() -> str:
+    return ", ".join(f"{alias} = {name}" for alias, name in attention.aliases().items()) or "none"
+
+
 def _other_options(chosen_task: str, chosen_attention: str) -> str:
     """The epilog of --help: every task and variant with its one-line summary, and the options of the others."""
     lines = ["tasks and attention variants (the options of those not chosen; select one to use them):"]
     for kind, registry, chosen in (("task", synthetic, chosen_task), ("attention", attention, chosen_attention)):
         for name in registry.names():
             entry = registry.get(name)
-            lines.append(f"  --{kind} {name}: {entry.summary}")
+            also = _aliases_of(name) if kind == "attention" else ""
+            lines.append(f"  --{kind} {name}: {entry.summary}{also}")
             if name != registry.get(chosen).name:
                 fields = [_flag(f.name) for f in dataclasses.fields(entry.config)]
                 lines.append(f"      {' '.join(fields) or '(no options)'}")
     return "\n".join(lines)
 
 
-def build_parser(task_name: str, attention_name: str) -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
+def _recipe_help(task_name: str) -> str:
+    bare = [name for name in synthetic.names() if default_recipe(name) == NO_RECIPE]
+    told = [f"{name}: {recipe.summary} (the default for --task {recipe.task})" for name, recipe in RECIPES.items()]
+    return (f"start from a recipe's settings; a flag or FIELD=VALUE wins over it. {'. '.join(told)}. "
+            f"{NO_RECIPE}: every field at its own default (the default for the tasks without a recipe: "
+            f"{', '.join(bare)}). "
+            f"Default here: {default_recipe(task_name)}")
+
+
+def build_parser(task_name: str, attention_name: str,
+                 recipe_name: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
+    """The parser for one task and variant; ``recipe_name`` (default: the task's own) sets the defaults it
+    shows. A recipe of another task shows none: :func:`parse` refuses it."""
+    recipe_name = default_recipe(task_name) if recipe_name is None else recipe_name
+    try:
+        preset = recipe_sections(recipe_name, task_name, attention.get(attention_name).name)
+    except ConfigError:
+        preset = recipe_sections(NO_RECIPE, task_name, attention_name)
     parser = cli.Parser(
         prog="python -m experiments.run",
         description="Train one model on one synthetic task and cache the result as JSON.",
@@ -99,7 +143,10 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
                         help=f"synthetic task (default: mqar); one of {synthetic.names()}")
     parser.add_argument("--attention", choices=attention.names(include_aliases=True), default=attention_name,
                         metavar="NAME",
-                        help=f"attention variant (default: softmax); one of {attention.names()}")
+                        help=f"attention variant (default: softmax); one of {attention.names()}; "
+                             f"aliases: {_alias_list()}")
+    parser.add_argument("--recipe", choices=recipe_names(), default=recipe_name, metavar="NAME",
+                        help=_recipe_help(task_name))
     parser.add_argument("--results-dir", default=None, help="result cache root (default: $RESULTS_DIR or results/)")
     parser.add_argument("--force", action="store_true", help="run even if the result is cached, replacing it")
     parser.add_argument("--dry-run", action="store_true", help="print the config and its cache path, run nothing")
@@ -107,23 +154,26 @@ def build_parser(task_name: str, attention_name: str) -> tuple[argparse.Argument
                         help="give up (exit 1) after waiting this long for another runner's lock on this run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON instead of a summary")
+    shown = attention.get(attention_name).name
     groups = {
-        "task": add_config_flags(parser, synthetic.get(task_name).config, f"task {task_name}"),
-        "attention": add_config_flags(parser, attention.get(attention_name).config, f"attention {attention_name}"),
-        "model": add_config_flags(parser, ModelConfig, "model", skip=("attention",)),
-        "train": add_config_flags(parser, TrainConfig, "training"),
+        "task": add_config_flags(parser, synthetic.get(task_name).config, "task.", task_name,
+                                 recipe=(recipe_name, preset["task"])),
+        "attention": add_config_flags(parser, attention.get(attention_name).config, "model.attention.", shown),
+        "model": add_config_flags(parser, ModelConfig, "model.", "", skip=("attention",),
+                                  recipe=(recipe_name, preset["model"])),
+        "train": add_config_flags(parser, TrainConfig, "train.", "", recipe=(recipe_name, preset["train"])),
     }
     return parser, groups
 
 
-def _choose(argv: list[str], flag: str, dotted: str, valid: list[str], default: str) -> str:
-    """Read ``--task`` / ``--attention`` (or ``task.name=`` / ``model.attention.name=``) before the full parser
-    exists (its flags depend on them)."""
+def _choose(argv: list[str], flag: str, dotted: str | None, valid: list[str], default: str) -> str:
+    """Read ``--task`` / ``--attention`` / ``--recipe`` (or ``task.name=`` / ``model.attention.name=``) before
+    the full parser exists (its flags and defaults depend on them)."""
     pre = cli.Parser(add_help=False)
     pre.add_argument(flag, default=default)
     value = getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
     for item in argv:
-        if item.startswith(f"{dotted}="):
+        if dotted is not None and item.startswith(f"{dotted}="):
             value = _value(item.split("=", 1)[1])
     if value not in valid:
         # Let the full parser report it, with the list of valid names and exit status 2.
@@ -135,14 +185,18 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
     task_name = _choose(argv, "--task", "task.name", synthetic.names(), "mqar")
     attention_name = _choose(argv, "--attention", "model.attention.name", attention.names(include_aliases=True),
                              "softmax")
-    parser, groups = build_parser(task_name, attention_name)
+    recipe_name = _choose(argv, "--recipe", None, recipe_names(), default_recipe(task_name))
+    parser, groups = build_parser(task_name, attention_name, recipe_name)
     args = parser.parse_args(argv)
     values = vars(args)
     picked = {group: {name: values[name] for name in fields if name in values} for group, fields in groups.items()}
-    data = {"task": {"name": args.task, **picked["task"]},
-            "model": {**picked["model"], "attention": {"name": args.attention, **picked["attention"]}},
-            "train": picked["train"]}
     try:
+        # The recipe first, then the flags, then the dotted overrides: the most explicit wins.
+        preset = recipe_sections(args.recipe, task_name, attention.get(attention_name).name)
+        data = {"task": {"name": args.task, **preset["task"], **picked["task"]},
+                "model": {**preset["model"], **picked["model"],
+                          "attention": {"name": args.attention, **picked["attention"]}},
+                "train": {**preset["train"], **picked["train"]}}
         for item in args.overrides:
             field, equals, text = item.partition("=")
             if not equals or not field:
@@ -173,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args, config = parse(sys.argv[1:] if argv is None else argv)
     if args.dry_run:
         print(json.dumps({"key": config.key(), "path": str(result_path(config, args.results_dir)),
-                          "config": config.to_dict()}, indent=1))
+                          "recipe": args.recipe, "config": config.to_dict()}, indent=1))
         return 0
     try:
         result, cached = run(config, root=args.results_dir, progress=not args.no_progress, force=args.force,
@@ -192,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(describe(result))
-        print(f"result   {result_path(config, args.results_dir)}" + ("  (cached)" if cached else ""))
+        print(describe(result, saved_at=str(result_path(config, args.results_dir)) + ("  (cached)" if cached else "")))
     return 0
 
 

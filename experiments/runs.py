@@ -205,6 +205,9 @@ def check_compatible(config: RunConfig) -> None:
     if lengths and config.model.positions == "learned" and max(lengths) > config.task.seq_len:
         raise ConfigError(f"train.test_lengths goes to {max(lengths)} tokens but model.positions=learned has no "
                           f"embedding past the training length {config.task.seq_len}; use model.positions=none")
+    if config.model.bos and synthetic.kind_of(config.task) != "lm":
+        raise ConfigError(f"model.bos adds a start vector to a decoder-only model; task "
+                          f"{synthetic.name_of(config.task)!r} is seq2seq, and its decoder reads a BOS token already")
     check_run = getattr(config.model.attention, "check_run", None)
     if check_run is not None:
         check_run(positions=max(config.task.seq_len, getattr(config.task, "source_len", 0), *lengths),
@@ -330,23 +333,29 @@ def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = Fal
     return result
 
 
-def describe(result: dict[str, Any]) -> str:
-    """A few lines for the terminal."""
+def describe(result: dict[str, Any], *, saved_at: str | None = None) -> str:
+    """A few lines for the terminal, ``saved_at`` (the result's path) among them; the last is the test
+    accuracy against the task's chance level, the comparison a run is judged by."""
     final = result.get("final", {})
     lines = [f"run      {result['run_id']}", f"status   {result['status']}"
              + (f" at step {result['diverged_at_step']}" if result.get("diverged_at_step") else "")]
     lines.append(f"steps    {result['steps_run']} of {result['config']['train']['steps']}")
-    if "test_accuracy" in final:
-        lines.append(f"test     accuracy {final['test_accuracy']:.4f}  loss {final['test_loss']:.4f}")
-    elif "last_finite" in final:
-        last = final["last_finite"]
-        lines.append(f"last     finite evaluation at step {last['step']}: accuracy {last['test_accuracy']:.4f}")
+    if "test_loss" in final:
+        lines.append(f"loss     {final['test_loss']:.4f} (test)")
+    lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
+    if saved_at is not None:
+        lines.append(f"result   {saved_at}")
     try:
         gate = learning(RunConfig.from_dict(result["config"]), result)
     except (ConfigError, KeyError, TypeError):
         gate = None  # a result written by an older version of a config: nothing to compare with
-    if gate is not None:
-        lines.append(f"chance   {gate['chance']:.4f}  learned at >= {gate['learned_threshold']:.4f}: "
-                     + ("learned" if gate["learned"] else "did not learn"))
-    lines.append(f"time     {result['wall_seconds']:.1f} s on {result['device_name']}")
+    against = "" if gate is None else (f" (chance {gate['chance']:.4f}; learned at >= "
+                                       f"{gate['learned_threshold']:.4f}: "
+                                       + ("learned)" if gate["learned"] else "did not learn)"))
+    if "test_accuracy" in final:
+        lines.append(f"accuracy {final['test_accuracy']:.4f}{against}")
+    elif "last_finite" in final:
+        last = final["last_finite"]
+        lines.append(f"accuracy {last['test_accuracy']:.4f} at step {last['step']}, the last finite evaluation"
+                     f"{against}")
     return "\n".join(lines)

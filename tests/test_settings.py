@@ -333,3 +333,12 @@ def test_a_run_with_a_start_vector_trains_and_records_its_statistics():
     assert result["status"] == "finished" and 0.0 <= result["final"]["test_accuracy"] <= 1.0
     per_layer = result["final"]["attention_stats"]["first_mass"]["per_layer"]
     assert len(per_layer) == config.num_layers and all(0.0 < max(layer) <= 1.0 for layer in per_layer)
+
+
+def test_a_start_vector_on_a_seq2seq_task_is_refused_before_training():
+    from experiments.runs import RunConfig, check_compatible
+
+    config = RunConfig(task=alignment_task(), model=ModelConfig(d_model=16, num_heads=2, bos=True),
+                       train=TrainConfig(steps=2, warmup_steps=1, device="cpu"))
+    with pytest.raises(ConfigError, match="model.bos adds a start vector to a decoder-only model"):
+        check_compatible(config)

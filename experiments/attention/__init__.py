@@ -27,6 +27,7 @@ __all__ = [
     "AttentionModule",
     "Variant",
     "accepted_params",
+    "aliases",
     "build_module",
     "config_from_dict",
     "config_to_dict",
@@ -42,6 +43,7 @@ _VARIANTS: Registry[Variant] = Registry("attention", "model.attention")
 register = _VARIANTS.register
 unregister = _VARIANTS.unregister
 names = _VARIANTS.names
+aliases = _VARIANTS.aliases
 get = _VARIANTS.get
 name_of = _VARIANTS.name_of
 make_config = _VARIANTS.make_config
