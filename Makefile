@@ -156,7 +156,8 @@ $(REPORT): $(LEDGER) $(FIGURES) paper_figs/report.py | $(STAMP)
 notebooks: $(NOTEBOOKS)
 
 # A theory notebook is a percent-format script: jupytext makes the .ipynb, nbconvert executes it
-# (its figures and verdicts land in $(NOTEBOOK_DIR)) and renders the HTML.
+# (its figures and verdicts land in $(NOTEBOOK_DIR)), and theory/_html.py renders the HTML with its math
+# as MathML, so the page fetches nothing.
 $(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
 	@mkdir -p $(NOTEBOOK_DIR)
 	$(PY) -m jupytext --quiet --to ipynb --output $@.tmp.ipynb $<
@@ -165,8 +166,8 @@ $(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
 	  $@.tmp.ipynb || { rm -f $@.tmp.ipynb; exit 1; }
 	mv $@.tmp.ipynb $@
 
-$(NOTEBOOK_DIR)/%.html: $(NOTEBOOK_DIR)/%.ipynb
-	$(PY) -m jupyter nbconvert --to html --log-level WARN --output $(notdir $@) $<
+$(NOTEBOOK_DIR)/%.html: $(NOTEBOOK_DIR)/%.ipynb theory/_html.py
+	$(PY) -m theory._html $< $@
 
 clean:
 	rm -rf $(FIG_DIR) $(NOTEBOOK_DIR) .make

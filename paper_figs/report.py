@@ -44,6 +44,7 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "S1": dict(notebook="variance"),
     "S2": dict(sweeps=["memory"], figures=["memory.png"], notebook="variance"),
     "S3": dict(sweeps=["memory"], figures=["memory.png"]),
+    "S3b": dict(sweeps=["memory"], figures=["memory.png"]),
     "S4": dict(sweeps=["stability"], figures=["stability.png"]),
     "S5": dict(sweeps=["long_context"], figures=["long_context.png"]),
     "S6": dict(sweeps=["memory"], figures=["memory.png"]),

@@ -1,13 +1,17 @@
 """The report page, read as a reader would: the smoke profile built by make into a temporary folder, opened in
 a real headless Chromium (Debian's, through its chromedriver), every image loaded, every local link
-resolving, one ledger row per claim."""
+resolving, one ledger row per claim; and the notebook pages make built beside it, which fetch nothing and
+draw their math as MathML."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -22,6 +26,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1300,1800")
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "theory").glob("[!_]*.py"))
 
 
 def test_every_claim_has_its_evidence_and_every_figure_is_built_by_make():
@@ -51,18 +56,57 @@ def _browser():
     return CHROMIUM.exists() and CHROMEDRIVER.exists()
 
 
-@pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
-    """``make report PROFILE=smoke`` into a temporary folder and result cache: sweeps, notebooks, ledger, page."""
-    out = tmp_path_factory.mktemp("report")
+def _chromium(tmp_path):
+    """A headless Chromium whose every network request is logged (``_requests``); skips the test without one."""
+    if not _browser():
+        pytest.skip("Debian's chromium and chromium-driver are not installed and could not be installed here")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for a driver to download
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+
+
+def _requests(driver, page: Path) -> list[str]:
+    """The URLs ``page`` requested since the last call (the browser's own pages, chrome://, left out)."""
+    events = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
+    return [e["params"]["request"]["url"] for e in events
+            if e["method"] == "Network.requestWillBeSent" and e["params"].get("documentURL") == page.as_uri()]
+
+
+def _make_smoke(out: Path, target: str) -> None:
+    """``make <target> PROFILE=smoke`` into ``out`` (figures, notebooks, result cache), with this interpreter."""
     env = {**subprocess_env(), "RESULTS_DIR": str(out / "results")}
     stamp = out / "installed"  # this interpreter already has the project: make's install step has nothing to do
     stamp.touch()
-    done = subprocess.run(["make", "report", "PROFILE=smoke", f"PYTHON={sys.executable}", f"STAMP={stamp}",
+    done = subprocess.run(["make", target, "PROFILE=smoke", f"PYTHON={sys.executable}", f"STAMP={stamp}",
                            f"FIG_DIR={out / 'smoke'}", "WORKERS=2"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return out / "smoke" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def smoke_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("report")
+
+
+@pytest.fixture(scope="module")
+def smoke_notebooks(smoke_folder):
+    """``make notebooks PROFILE=smoke``: every theory notebook executed and rendered by the Makefile's rules."""
+    _make_smoke(smoke_folder, "notebooks")
+    return sorted((smoke_folder / "smoke" / "theory").glob("*.html"))
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke_folder, smoke_notebooks):
+    """``make report PROFILE=smoke`` into the same folder: sweeps, ledger and page (the notebooks are built)."""
+    _make_smoke(smoke_folder, "report")
+    return smoke_folder / "smoke" / "index.html"
 
 
 def test_the_smoke_report_is_small_self_contained_and_cites_its_runs(smoke_report):
@@ -80,17 +124,7 @@ def test_the_smoke_report_is_small_self_contained_and_cites_its_runs(smoke_repor
 
 
 def test_the_smoke_report_in_a_real_browser(smoke_report, tmp_path):
-    if not _browser():
-        pytest.skip("Debian's chromium and chromium-driver are not installed and could not be installed here")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for a driver to download
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = _chromium(tmp_path)
     try:
         driver.get(smoke_report.as_uri())
         images = driver.execute_script(
@@ -112,6 +146,64 @@ def test_the_smoke_report_in_a_real_browser(smoke_report, tmp_path):
         else:
             assert target.is_file(), href
     assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+class _Attributes(HTMLParser):
+    """Every tag, every attribute of every tag, and the text of every <style>."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attributes, self.styles, self._in_style = [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes += [(tag, name, value or "") for name, value in attrs]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles.append(data)
+
+
+def test_the_notebook_pages_name_nothing_outside(smoke_notebooks):
+    """Not a src, href or any other attribute pointing at a server (namespace names aside, never fetched), nor a
+    stylesheet's url() or @import: the pages make writes open offline."""
+    assert [p.stem for p in smoke_notebooks] == NOTEBOOKS
+    for page in smoke_notebooks:
+        parsed = _Attributes()
+        parsed.feed(page.read_text())
+        outside = [(tag, name, value) for tag, name, value in parsed.attributes
+                   if not name.startswith("xmlns") and re.match(r"\s*([a-z][a-z0-9+.-]*:)?//", value, re.I)]
+        assert not outside, (page.name, outside)
+        styles = "".join(parsed.styles) + "".join(v for _, name, v in parsed.attributes if name == "style")
+        assert not re.search(r"@import|url\(\s*['\"]?([a-z][a-z0-9+.-]*:)?//", styles, re.I), page.name
+        assert "script" not in parsed.tags and "math" in parsed.tags, page.name
+
+
+def test_the_notebook_pages_in_a_real_browser_fetch_nothing_and_draw_their_math(smoke_notebooks, tmp_path):
+    driver = _chromium(tmp_path)
+    drawn, requests = {}, {}
+    try:
+        for page in smoke_notebooks:
+            driver.get(page.as_uri())
+            drawn[page.stem] = driver.execute_script(
+                "return Array.from(document.querySelectorAll('math')).map(m => [m instanceof MathMLElement, "
+                "m.getBoundingClientRect().width, m.getBoundingClientRect().height, "
+                "m.closest('.jp-RenderedLatex') !== null]);")
+            requests[page.stem] = _requests(driver, page)
+    finally:
+        driver.quit()
+    for page in smoke_notebooks:
+        assert requests[page.stem] and all(url.startswith(("file:", "data:")) for url in requests[page.stem]), \
+            (page.name, requests[page.stem])
+        math = drawn[page.stem]
+        written = re.findall(r"<(?:[a-z0-9]+:)?math[\s>]", page.read_text())  # ns0:math is no MathML to a browser
+        assert len(math) == len(written) > 0, page.name
+        assert all(is_mathml and width > 0 and height > 0 for is_mathml, width, height, _ in math), page.name
+    assert any(from_sympy for *_, from_sympy in drawn["variance"]), "sympy's results are typeset too"
 
 
 def test_malformed_report_inputs_are_left_out_with_one_warning_each(tmp_path, capsys):

@@ -6,14 +6,18 @@ figures and verdict files (default ``paper_figs/theory``). Every check is a
 comparison (:func:`check`, :func:`check_mean`) whose tolerance comes from the
 standard error of the estimate (``Z`` standard errors) plus, where a claim is
 asymptotic, the size of the next-order term, stated next to the check; a
-claim's verdict (:func:`record`) is computed from its checks, so a check that
-fails makes the claim ``not reproduced`` in the ledger, not a crashed notebook.
+claim's verdict (:func:`record`) is computed from the checks made for it, so a
+check that fails makes the claim ``not reproduced`` in the ledger, not a
+crashed notebook; its ``ours`` text is formatted from the numbers those checks
+measured. :func:`show` typesets a derived result in a notebook and prints it in
+a script run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +45,6 @@ def mc_mean(samples) -> tuple[float, float]:
 
 
 _pending: list[tuple[str, bool]] = []  # the checks since the last record: (what, held)
-_last: list[tuple[str, bool]] = []  # the checks the last record rested on
 
 
 def check_mean(samples, expected: float, what: str, *, extra: float = 0.0) -> float:
@@ -67,18 +70,36 @@ def check(condition: bool, what: str) -> bool:
 
 
 def record(claim: str, statement: str, ours: str) -> bool:
-    """One verdict for the claims ledger: the claim id, what was checked, our number, and whether it held,
-    computed from the checks made since the previous record (records made back to back rest on the same
-    checks). Returns whether it held."""
-    global _pending, _last
-    if _pending:
-        _last, _pending = _pending, []
-    if not _last:
-        raise RuntimeError(f"record({claim!r}) rests on no check: call check() or check_mean() first")
-    failed = [what for what, held in _last if not held]
+    """One verdict for the claims ledger: the claim id, what was checked, our numbers, and whether it held,
+    computed from the checks made since the previous record; each record needs checks of its own.
+    Returns whether it held."""
+    global _pending
+    checks, _pending = _pending, []
+    if not checks:
+        raise RuntimeError(f"record({claim!r}) rests on no check of its own: call check() or check_mean() first")
+    failed = [what for what, held in checks if not held]
     _verdicts.append({"claim": claim, "statement": statement, "ours": ours, "holds": not failed,
-                      "checks": len(_last), "failed": failed, "mode": "fast" if FAST else "full"})
+                      "checks": len(checks), "failed": failed, "mode": "fast" if FAST else "full"})
     return not failed
+
+
+def relative_error(measured: float, expected: float) -> float:
+    return abs(measured - expected) / abs(expected)
+
+
+def show(text: str, value, *, tex: str | None = None) -> None:
+    """A derived result ``text = value``: typeset in a notebook (LaTeX ``tex``, by default ``text``, and
+    the value through ``sympy.latex``), plain text when the notebook runs as a script."""
+    plain = f"{text} = {value}"
+    ipython = sys.modules.get("IPython")
+    if ipython is None or getattr(ipython.get_ipython(), "kernel", None) is None:
+        print(plain)
+        return
+    import sympy
+    from IPython.display import display
+
+    latex = f"$\\displaystyle {text if tex is None else tex} = {sympy.latex(value)}$"
+    display({"text/latex": latex, "text/plain": plain}, raw=True)
 
 
 def write_verdicts(notebook: str) -> Path:

@@ -2,12 +2,14 @@
 # # Gradients of normalised attention
 #
 # Claim **Q1** (Qin et al. 2022, arXiv 2210.10340): for row-normalised weights
-# `p_ij = f(s_ij) / sum_k f(s_ik)`,
-# `dp_ij / ds_ik = (f'/f)(s_ik) p_ij (delta_jk - p_ik)`. For softmax
-# (`f = exp`, `f'/f = 1`) every entry is bounded by 1/4. For kernel-normalised
-# linear attention (`f(s) = s` on positive similarities, `f'/f = 1/s`) the
+# $p_{ij} = f(s_{ij}) / \sum_k f(s_{ik})$,
+#
+# $$\frac{\partial p_{ij}}{\partial s_{ik}} = \frac{f'}{f}(s_{ik}) \, p_{ij} (\delta_{jk} - p_{ik}).$$
+#
+# For softmax ($f = \exp$, $f'/f = 1$) every entry is bounded by 1/4. For kernel-normalised
+# linear attention ($f(s) = s$ on positive similarities, $f'/f = 1/s$) the
 # entries grow without bound as the row's mass tends to 0. ReLA's weights are
-# not normalised: `d relu(s)/ds` is 0 or 1 (*our remark*), bounded, but the
+# not normalised: $\mathrm{d} \operatorname{relu}(s) / \mathrm{d} s$ is 0 or 1 (*our remark*), bounded, but the
 # output scale is not (see `variance`). The last section (B4) extends this to the
 # normalisations after the seed papers: SSMax, stick-breaking and softpick.
 
@@ -27,7 +29,7 @@ torch.set_default_dtype(torch.float64)
 generator = torch.Generator().manual_seed(0)
 
 # %% [markdown]
-# ## The Jacobian formula (symbolic, n = 3, any positive `f`)
+# ## The Jacobian formula (symbolic, $n = 3$, any positive $f$)
 
 # %%
 s = sp.symbols("s0:3", real=True)
@@ -37,11 +39,13 @@ p = [f(x) / total for x in s]
 mismatches = [(j, k) for j in range(3) for k in range(3)
               if sp.simplify(sp.diff(p[j], s[k])
                              - sp.diff(f(s[k]), s[k]) / f(s[k]) * p[j] * ((1 if j == k else 0) - p[k])) != 0]
+_mc.show("dp_0/ds_1", sp.simplify(sp.diff(p[0], s[1])), tex=r"\frac{\partial p_0}{\partial s_1}")
 _mc.check(not mismatches, f"dp_j/ds_k = (f'/f)(s_k) p_j (delta_jk - p_k) for all j, k (sympy, n=3); "
           f"mismatches: {mismatches}")
 
 x = sp.symbols("x", positive=True)
 worst = sp.maximum(x * (1 - x), x, sp.Interval(0, 1))
+_mc.show("max p(1 - p) on [0, 1]", worst, tex=r"\max_{p \in [0, 1]} p (1 - p)")
 _mc.check(worst == sp.Rational(1, 4), "max p(1 - p) on [0, 1] = 1/4 (sympy), and |p_j p_k| <= 1/4")
 
 
@@ -67,14 +71,16 @@ two = torch.tensor([0.0, 0.0])  # two equal scores: p = 1/2, the bound is attain
 attained = float(jacobian_wrt_scores(softmax_weights, two).abs().max())
 _mc.check(largest <= 0.25 + 1e-12 and abs(attained - 0.25) < 1e-12,
           f"softmax Jacobian entries <= 1/4 (max over random rows {largest:.4f}; 1/4 attained at p = 1/2)")
-_mc.record("Q1", "softmax Jacobian entries bounded by 1/4", f"max {largest:.4f} over random rows; 0.25 attained")
+_mc.record("Q1", "softmax Jacobian entries bounded by 1/4",
+           f"max {largest:.4f} over random rows; {attained:.4f} at two equal scores (p = 1/2); sympy: "
+           f"{len(mismatches)} of 9 entries off the formula, max p(1 - p) = {worst}")
 
 # %% [markdown]
 # ## Linear attention: the Jacobian grows like 1 / (row mass)
 #
 # The project's `linear` weights with the `relu` feature map on head dimension 1
-# (q = 1) are exactly `s_j / sum_l s_l` for positive keys `s_j`. Scaling all
-# keys by `t` leaves the weights unchanged and multiplies the Jacobian by `1/t`.
+# ($q = 1$) are exactly $s_j / \sum_l s_l$ for positive keys $s_j$. Scaling all
+# keys by $t$ leaves the weights unchanged and multiplies the Jacobian by $1/t$.
 
 # %%
 linear_weights = lambda q, k: attention.get("linear").weights(q, k, causal=False, feature_map="relu", eps=0.0)  # noqa: E731
@@ -87,7 +93,8 @@ products = np.array(norms) * scales
 _mc.check(np.allclose(products, products[0], rtol=1e-6), "linear: max|dp/ds| x mass is constant, so it is unbounded")
 _mc.check(norms[-1] > 1e5, f"linear: max|dp/ds| = {norms[-1]:.2e} at row mass {scales[-1] * float(base.sum()):.1e}")
 _mc.record("Q1", "kernel-normalised linear attention gradients unbounded as row mass -> 0",
-           f"max|dp/ds| = {norms[-1]:.1e} at mass {scales[-1] * float(base.sum()):.1e}, scaling exactly 1/mass")
+           f"max|dp/ds| = {norms[-1]:.1e} at mass {scales[-1] * float(base.sum()):.1e}; max|dp/ds| x mass varies by "
+           f"{float(np.ptp(products) / products[0]):.0e} (relative) over masses 1e0..1e-6")
 
 # %% [markdown]
 # ## ReLA: entries 0 or 1
@@ -102,17 +109,21 @@ _mc.record("Q1", "ReLA's (unnormalised) weights have derivatives 0 or 1", f"entr
 # %% [markdown]
 # ## Beyond the seeds (B4): SSMax, stick-breaking, softpick
 #
-# - **SSMax** is softmax of `c z` with `c = s log n`, so its Jacobian is `c`
-#   times softmax's: entries within `s log n / 4`, a bound that grows (slowly)
+# - **SSMax** is softmax of $c z$ with $c = s \log n$, so its Jacobian is $c$
+#   times softmax's: entries within $s \log n / 4$, a bound that grows (slowly)
 #   with the number of keys.
-# - **Stick-breaking**, `w_j = beta_j prod_{k > j} (1 - beta_k)` with
-#   `beta = sigmoid(z)`: `dw_j/dz_j = w_j (1 - beta_j)`, `dw_j/dz_k = -w_j beta_k`
-#   for a nearer key `k > j`, 0 for a farther one; each is a product
-#   `beta (1 - beta)` times factors in [0, 1], so within 1/4, as softmax.
-# - **Softpick**, `w_j = relu(a_j) / S` with `a = e^z - 1`, `S = sum |a_l|`:
-#   `dw_j/dz_k = e^{z_k} (delta_jk 1[a_j > 0] - w_j sign(a_k)) / S`, which grows
-#   like `1 / S` as the row's mass `S` tends to 0 (all logits near 0), as linear
-#   attention's does; the `eps` in the denominator caps it.
+# - **Stick-breaking**, $w_j = \beta_j \prod_{k > j} (1 - \beta_k)$ with
+#   $\beta = \operatorname{sigmoid}(z)$: $\partial w_j / \partial z_j = w_j (1 - \beta_j)$,
+#   $\partial w_j / \partial z_k = -w_j \beta_k$ for a nearer key $k > j$, 0 for a
+#   farther one; each is a product $\beta (1 - \beta)$ times factors in $[0, 1]$, so
+#   within 1/4, as softmax.
+# - **Softpick**, $w_j = \operatorname{relu}(a_j) / S$ with $a = e^z - 1$, $S = \sum_l |a_l|$:
+#
+#   $$\frac{\partial w_j}{\partial z_k}
+#     = \frac{e^{z_k} \big(\delta_{jk} \mathbb{1}[a_j > 0] - w_j \operatorname{sign}(a_k)\big)}{S},$$
+#
+#   which grows like $1 / S$ as the row's mass $S$ tends to 0 (all logits near 0), as
+#   linear attention's does; the $\varepsilon$ in the denominator caps it.
 
 # %%
 z = sp.symbols("z0:3", real=True)
@@ -139,16 +150,17 @@ _mc.check(ssmax_ok and stick_ok and pick_ok,
 S_HEAD = 0.7
 ssmax_weights = lambda q, k: attention.get("ssmax").weights(q, k, causal=False, s=S_HEAD, scale=1.0)  # noqa: E731
 stick_weights = lambda q, k: attention.get("stick_breaking").weights(q, k, causal=False, scale=1.0)  # noqa: E731
-largest_ssmax, largest_stick = [], 0.0
+ssmax_ratios = []  # (n, largest |dw/dz| over random rows / (s log n / 4))
 for count in (2, 16, 256):
     bound = S_HEAD * np.log(count) / 4
     worst_row = max(float(jacobian_wrt_scores(ssmax_weights, 3 * torch.randn(count, generator=generator)).abs().max())
                     for _ in range(_mc.size(40, 10)))
-    at_two = float(jacobian_wrt_scores(ssmax_weights, torch.zeros(2)).abs().max()) if count == 2 else None
-    largest_ssmax.append((count, worst_row, bound))
-    _mc.check(worst_row <= bound + 1e-12 and (at_two is None or abs(at_two - bound) < 1e-12),
-              f"SSMax (s={S_HEAD}), n={count}: max |dw/dz| {worst_row:.4f} <= s log n / 4 = {bound:.4f}"
-              + (" (attained at two equal logits)" if at_two is not None else ""))
+    ssmax_ratios.append((count, worst_row / bound))
+    _mc.check(worst_row <= bound + 1e-12,
+              f"SSMax (s={S_HEAD}), n={count}: max |dw/dz| {worst_row:.4f} <= s log n / 4 = {bound:.4f}")
+at_two, bound_two = float(jacobian_wrt_scores(ssmax_weights, torch.zeros(2)).abs().max()), S_HEAD * np.log(2) / 4
+_mc.check(abs(at_two - bound_two) < 1e-12, f"SSMax: two equal logits attain the bound ({at_two:.6f} = {bound_two:.6f})")
+largest_stick = 0.0
 for _ in range(_mc.size(200, 40)):
     largest_stick = max(largest_stick, float(jacobian_wrt_scores(
         stick_weights, 4 * torch.randn(16, generator=generator)).abs().max()))
@@ -169,9 +181,11 @@ _mc.check(9.5 < growth < 10.5 and pick_norms[-1] > 1e4,
 _mc.check(capped <= cap, f"softpick with eps={EPS:g} caps it at the same logits ({capped:.3g} <= 2 e^max z / eps "
                          f"= {cap:.3g})")
 _mc.record("B4", "SSMax Jacobian <= s log n / 4; stick-breaking <= 1/4; softpick unbounded as its row mass -> 0",
-           f"SSMax max {max(w for _, w, _ in largest_ssmax):.3f} (bound at n=256 "
-           f"{largest_ssmax[-1][2]:.3f}); stick-breaking {largest_stick:.3f}; softpick {pick_norms[-1]:.2g} at logits "
-           f"x1e-5 (x{growth:.2f} per decade)")
+           f"sympy: SSMax {ssmax_ok}, stick-breaking {stick_ok}, softpick {pick_ok}; SSMax max / (s log n / 4) "
+           + ", ".join(f"{ratio:.3f} at n={count}" for count, ratio in ssmax_ratios)
+           + f" ({at_two / bound_two:.4f} at two equal logits)"
+           + f"; stick-breaking {largest_stick:.3f}; softpick {pick_norms[-1]:.2g} at logits x1e-5 "
+           f"(x{growth:.2f} per decade), {capped:.3g} with eps={EPS:g} (cap {cap:.3g})")
 
 fig, ax = plt.subplots(figsize=(4.6, 3.3))
 ax.loglog(scales * float(base.sum()), norms, "o-", label="linear (relu, normalised)")

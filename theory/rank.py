@@ -1,14 +1,15 @@
 # %% [markdown]
 # # Rank of attention matrices
 #
-# Claim **K1** (PAPERS.md): `rank(phi(Q) phi(K)^T) <= r`, the feature
-# dimension, so (non-causal) linear attention has rank at most `r`; row
-# normalisation `D^{-1} A` keeps the rank exactly; `exp(X X^T)` is positive
-# definite for distinct rows (it factors as `D G D` with `G` a Gaussian
-# kernel matrix), so softmax attention can be full rank even with `d = 1`;
-# `rank(log softmax(Q K^T)) <= d + 1` (the low-rank bottleneck, Bhojanapalli et
-# al. 2020, arXiv 2002.07028); the numerical rank of `exp(S)` is small when the
-# entries of `S` are small. ReLU attention's rank is reported alongside.
+# Claim **K1** (docs/claims.md): $\operatorname{rank}(\phi(Q) \phi(K)^\top) \le r$, the feature
+# dimension, so (non-causal) linear attention has rank at most $r$; row
+# normalisation $D^{-1} A$ keeps the rank exactly; $\exp(X X^\top)$ is positive
+# definite for distinct rows (it factors as $D G D$ with $G$ a Gaussian
+# kernel matrix), so softmax attention can be full rank even with $d = 1$;
+# $\operatorname{rank}(\log \operatorname{softmax}(Q K^\top)) \le d + 1$ (the low-rank
+# bottleneck, Bhojanapalli et al. 2020, arXiv 2002.07028); the numerical rank of
+# $\exp(S)$ is small when the entries of $S$ are small. ReLU attention's rank is
+# reported alongside.
 # All matrices come from the project's `weights` functions.
 
 # %%
@@ -47,7 +48,7 @@ def qk(tokens: int, dim: int, scale: float = 1.0):
 #
 # Non-causal attention (the causal mask is itself full rank and breaks the
 # bound; *our remark*). InLine subtracts a rank-one row mean and adds a
-# rank-one constant, so its bound is `r + 2` (*our derivation*).
+# rank-one constant, so its bound is $r + 2$ (*our derivation*).
 
 # %%
 DIM = 3
@@ -67,8 +68,6 @@ _mc.check(not over, f"rank <= feature dimension (+2 for InLine) for {len(rows)} 
           f"; over the bound: {over}")
 # Taylor-2's features [1, x, x x^T] hold a symmetric outer product, so its rank is at most
 # 1 + d + d(d+1)/2 = 10 for d = 3, below F = 13 (our remark).
-_mc.record("K1", "rank(phi(Q)phi(K)^T) <= r for every linear variant and feature map",
-           f"{len(rows)} pairs checked at d={DIM}, T={TOKENS}")
 
 # %% [markdown]
 # ## Row normalisation keeps the rank
@@ -78,15 +77,20 @@ q, k = qk(TOKENS, DIM)
 features = FEATURE_MAPS["elu1"](DIM, None)
 unnormalised = (features(q, None) @ features(k, None).transpose(-2, -1))[0, 0]
 normalised = attention.get("linear").weights(q, k, causal=False, eps=0.0)[0, 0]
-_mc.check(rank(unnormalised) == rank(normalised) == DIM, f"rank(A) = rank(D^-1 A) = {DIM}")
+row_ranks = rank(unnormalised), rank(normalised)
+_mc.check(row_ranks == (DIM, DIM), f"rank(A) = rank(D^-1 A) = {DIM} (found {row_ranks})")
+_mc.record("K1", "rank(phi(Q)phi(K)^T) <= r for every linear variant and feature map",
+           f"{len(rows) - len(over)} of {len(rows)} variant/feature-map pairs within the bound at d={DIM}, "
+           f"T={TOKENS}; elu+1: rank(A), rank(D^-1 A) = {row_ranks[0]}, {row_ranks[1]}")
 
 # %% [markdown]
-# ## `exp(x x^T)` is positive definite for distinct rows, even with d = 1
+# ## $\exp(x x^\top)$ is positive definite for distinct rows, even with $d = 1$
 #
-# `exp(x_i x_j) = e^{x_i^2/2} e^{-(x_i - x_j)^2/2} e^{x_j^2/2}`: a diagonal
-# times the Gaussian kernel matrix times the diagonal. Symbolically for n = 2
-# the determinant is `e^{x_1^2 + x_2^2}(1 - e^{-(x_1 - x_2)^2})`, positive iff
-# `x_1 != x_2`; numerically the softmax matrix of `d = 1` queries and keys is
+# $$e^{x_i x_j} = e^{x_i^2/2} \, e^{-(x_i - x_j)^2/2} \, e^{x_j^2/2}:$$
+#
+# a diagonal times the Gaussian kernel matrix times the diagonal. Symbolically for
+# $n = 2$ the determinant is $e^{x_1^2 + x_2^2}(1 - e^{-(x_1 - x_2)^2})$, positive iff
+# $x_1 \ne x_2$; numerically the softmax matrix of $d = 1$ queries and keys is
 # full rank.
 
 # %%
@@ -94,20 +98,23 @@ x1, x2 = sp.symbols("x1 x2", real=True)
 gram = sp.Matrix([[sp.exp(x1 * x1), sp.exp(x1 * x2)], [sp.exp(x2 * x1), sp.exp(x2 * x2)]])
 determinant = sp.simplify(gram.det())
 expected = sp.exp(x1**2 + x2**2) * (1 - sp.exp(-(x1 - x2) ** 2))
+_mc.show("det exp(x x^T)", determinant, tex=r"\det \exp(x x^\top)")
 _mc.check(sp.simplify(determinant - expected) == 0, f"det exp(x x^T) = {expected} (sympy)")
 
 points = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64).view(1, 1, 8, 1)
 kernel = torch.exp(points[0, 0] @ points[0, 0].T)
-_mc.check(float(torch.linalg.eigvalsh(kernel).min()) > 0, "exp(x x^T) for 8 distinct points: smallest eigenvalue > 0")
+smallest = float(torch.linalg.eigvalsh(kernel).min())
+_mc.check(smallest > 0, f"exp(x x^T) for 8 distinct points: smallest eigenvalue {smallest:.1e} > 0")
 soft = attention.get("softmax").weights(points, points, causal=False, scale=1.0)[0, 0]
-_mc.check(rank(soft, rtol=1e-14) == 8, "softmax attention with d = 1 has full rank 8")
+soft_rank = rank(soft, rtol=1e-14)
+_mc.check(soft_rank == 8, f"softmax attention with d = 1 has full rank 8 (found {soft_rank})")
 _mc.record("K1", "exp(XX^T) positive definite: softmax attention can be full rank with d=1",
-           "rank 8 of 8 with d=1")
+           f"rank {soft_rank} of 8 with d=1; smallest eigenvalue of exp(x x^T) {smallest:.1e}")
 
 # %% [markdown]
-# ## `log softmax(Q K^T)` has rank <= d + 1
+# ## $\log \operatorname{softmax}(Q K^\top)$ has rank $\le d + 1$
 #
-# `log softmax(S) = S - lse(S) 1^T`: rank of `S` plus one.
+# $\log \operatorname{softmax}(S) = S - \operatorname{lse}(S) \mathbf{1}^\top$: rank of $S$ plus one.
 
 # %%
 log_ranks = {}
@@ -118,16 +125,18 @@ for dim in (1, 2, 4):
     print(f"d={dim}: rank log softmax = {log_ranks[dim]}, softmax = {rank(weights, 1e-12)}")
 _mc.check(all(r <= d + 1 for d, r in log_ranks.items()),
           f"rank(log softmax(QK^T)) <= d + 1 for d = 1, 2, 4 (T = 48): {log_ranks}")
-_mc.record("K1", "rank(log softmax(QK^T)) <= d+1", "holds for d=1,2,4")
+_mc.record("K1", "rank(log softmax(QK^T)) <= d+1",
+           "rank " + ", ".join(f"{r} at d={d}" for d, r in log_ranks.items()) + " (T=48)")
 
 # %% [markdown]
 # ## Numerical rank against the logit scale
 #
-# `exp(t S) = sum_k t^k S^{o k} / k!` and the Hadamard power `S^{o k}` has rank
-# at most `C(r + k - 1, k)`; for small `t` the high powers are negligible and the
-# numerical rank (singular values above `1e-6` of the largest) is small. ReLU
-# attention `relu(t S)` is scale-equivariant: its numerical rank does not change
-# with `t`.
+# $$\exp(t S) = \sum_k \frac{t^k S^{\circ k}}{k!}$$
+#
+# and the Hadamard power $S^{\circ k}$ has rank at most $\binom{r + k - 1}{k}$; for
+# small $t$ the high powers are negligible and the numerical rank (singular values
+# above $10^{-6}$ of the largest) is small. ReLU attention $\operatorname{relu}(t S)$
+# is scale-equivariant: its numerical rank does not change with $t$.
 
 # %%
 q, k = qk(64, 2)
@@ -148,8 +157,11 @@ _mc.check(soft_ranks[:5] == sorted(soft_ranks[:5]) and soft_ranks[4] >= 8 * soft
 # (nearly) equal rows, so the rank falls again (our observation: 53 at t=3, 42 at t=10).
 _mc.check(len(set(relu_ranks)) == 1 and relu_ranks[0] > 2 + 1,
           f"relu attention rank {relu_ranks[0]} is scale-free and exceeds d + 1 = 3 with d = 2")
+relu_rank = (f"{relu_ranks[0]} at every scale" if len(set(relu_ranks)) == 1
+             else f"{min(relu_ranks)} to {max(relu_ranks)} over the scales")
 _mc.record("K1", "numerical rank of exp(S) small for small logits; grows with scale",
-           f"softmax rank {soft_ranks[0]} -> {soft_ranks[-1]} over scale 0.01 -> 10 (d=2, T=64)")
+           f"softmax rank {soft_ranks[0]} at scale 0.01 (Taylor terms {taylor_terms}), {soft_ranks[4]} at 3, "
+           f"{soft_ranks[-1]} at 10; relu rank {relu_rank} (d=2, T=64)")
 
 fig, ax = plt.subplots(figsize=(4.6, 3.3))
 ax.semilogx(temperatures, soft_ranks, "o-", label="softmax")

@@ -5,12 +5,14 @@
 # 2022, arXiv 2206.03126): a stack of attention layers without skip
 # connections or MLPs loses rank doubly exponentially with depth (every token
 # converges to the same vector); skip connections prevent it; LayerNorm does
-# not. If all tokens are equal, the gradients into `W_Q` and `W_K` are exactly
+# not. If all tokens are equal, the gradients into $W_Q$ and $W_K$ are exactly
 # zero for row-normalised attention (every row is uniform whatever the queries
 # and keys). Stacks are built from the project's attention modules.
 #
 # The measure: the relative residual of the token matrix from its best rank-one
-# approximation of the form `1 x^T`, `res(X) = ||X - 1 mean(X)^T|| / ||X||`.
+# approximation of the form $\mathbf{1} x^\top$,
+#
+# $$\operatorname{res}(X) = \frac{\|X - \mathbf{1} \operatorname{mean}(X)^\top\|}{\|X\|}.$$
 
 # %%
 import matplotlib
@@ -71,6 +73,7 @@ for name in ("softmax", "linear", "relu"):
 for (name, kind), history in results.items():
     print(f"{name:8s} {kind:10s} res at depth 0, 3, 6, 12: " + "  ".join(f"{history[d]:.1e}" for d in (0, 3, 6, 12)))
 
+shrink = {}  # name -> the pure stack's per-layer shrink factor at the first layer and the last one compared
 for name in ("softmax", "linear"):
     pure, normed, skipped = (results[(name, k)] for k in ("pure", "pure + LN", "skip"))
     _mc.check(pure[DEPTH] < 1e-6 * pure[0], f"{name}: pure stack collapses (res {pure[DEPTH]:.1e} at depth {DEPTH})")
@@ -80,6 +83,7 @@ for name in ("softmax", "linear"):
     # doubly exponential: the per-layer shrink factor res[d] / res[d+1] grows with depth
     # (compared while the residual is above the float64 floor)
     drops = [pure[d] / pure[d + 1] for d in range(DEPTH) if pure[d + 1] > 1e-13]
+    shrink[name] = (drops[0], drops[-1]) if drops else (float("nan"), float("nan"))
     _mc.check(len(drops) >= 2 and drops[-1] > drops[0],
               f"{name}: the per-layer shrink factor grows with depth {[f'{r:.1f}' for r in drops]}")
 relu_pure = results[("relu", "pure")]
@@ -87,16 +91,17 @@ overflow = next((d for d, h in enumerate(relu_pure) if not h == h), None)  # NaN
 print(f"relu (unnormalised): the stack's activations overflow at depth {overflow}; without normalisation "
       "the output scale grows with n at every layer (see `variance`); reported, not a claim")
 _mc.record("K3", "pure attention stacks collapse to rank one; skips prevent it; LayerNorm does not",
-           f"softmax res {results[('softmax', 'pure')][DEPTH]:.0e} (pure), "
-           f"{results[('softmax', 'pure + LN')][DEPTH]:.0e} (LN), {results[('softmax', 'skip')][DEPTH]:.2f} (skip) "
-           f"at depth {DEPTH}")
+           f"res at depth {DEPTH}: " + "; ".join(
+               f"{name} {results[(name, 'pure')][DEPTH]:.0e} (pure), {results[(name, 'pure + LN')][DEPTH]:.0e} (LN), "
+               f"{results[(name, 'skip')][DEPTH]:.2f} (skip), pure shrink factor per layer {shrink[name][0]:.3g} -> "
+               f"{shrink[name][-1]:.3g}" for name in ("softmax", "linear")))
 
 # %% [markdown]
-# ## Equal tokens: no gradient reaches `W_Q` and `W_K`
+# ## Equal tokens: no gradient reaches $W_Q$ and $W_K$
 #
 # With every token equal, every score in a row is equal, so a row-normalised
-# row is uniform whatever `W_Q, W_K` are: their gradient is exactly zero. ReLA
-# (no normalisation) is different: its weights `relu(s)` still depend on the
+# row is uniform whatever $W_Q, W_K$ are: their gradient is exactly zero. ReLA
+# (no normalisation) is different: its weights $\operatorname{relu}(s)$ still depend on the
 # scores, so gradients flow (*our remark*).
 
 # %%
@@ -112,13 +117,15 @@ def query_key_gradient(name: str, **params) -> float:
 
 # linear attention's eps in the denominator makes a row a / (n a + eps), not exactly 1/n, so it
 # leaks a gradient of the order of eps; the claim is about the normalised row, eps = 0
+gradients = {}
 for name, params in (("softmax", {}), ("linear", {"eps": 0.0}), ("sparsemax", {})):
-    gradient = query_key_gradient(name, **params)
-    _mc.check(gradient < 1e-12, f"{name}: equal tokens give zero W_Q, W_K gradient ({gradient:.1e})")
+    gradients[name] = query_key_gradient(name, **params)
+    _mc.check(gradients[name] < 1e-12, f"{name}: equal tokens give zero W_Q, W_K gradient ({gradients[name]:.1e})")
 rela_gradient = query_key_gradient("rela_g")
 _mc.check(rela_gradient > 1e-3, f"rela_g (unnormalised): W_Q, W_K still get gradient ({rela_gradient:.2e})")
 _mc.record("K3", "equal tokens: W_Q, W_K gradients exactly zero for row-normalised attention",
-           f"softmax/linear/sparsemax < 1e-12; rela_g {rela_gradient:.1e}")
+           "largest |gradient| " + ", ".join(f"{name} {value:.0e}" for name, value in gradients.items())
+           + f"; rela_g {rela_gradient:.1e}")
 
 fig, ax = plt.subplots(figsize=(5.2, 3.5))
 styles = {"pure": "-", "pure + LN": "--", "skip": ":"}
