@@ -28,7 +28,7 @@ from paper_figs._ledgers import dated_ledgers, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 README, RESULTS, BENCHMARKS = ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "benchmarks" / "README.md"
-_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\d-])")  # a decimal number, as the ledger prints measurements (not 1.5-entmax)
+_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\d-])")  # a decimal, as the ledger prints numbers (not 1.5-entmax)
 CUT = 110  # characters of a ledger cell the README's table shows before pointing to docs/results.md
 
 
@@ -70,8 +70,9 @@ def readme_table(ledger: Path) -> str:
 
 
 def ledger_block(row: dict[str, str], card: str | None) -> str:
-    parts = [f'<a id="{_anchor(row["id"])}"></a>', "", f"- **verdict**: {row['verdict']}", f"- **source**: {row['source']}", f"- **paper**: {row['paper']}",
-             f"- **ours**: {row['ours']}", f"- **criterion**: {row['criterion']}"]
+    parts = [f'<a id="{_anchor(row["id"])}"></a>', "", f"- **verdict**: {row['verdict']}",
+             f"- **source**: {row['source']}", f"- **paper**: {row['paper']}", f"- **ours**: {row['ours']}",
+             f"- **criterion**: {row['criterion']}"]
     if card:
         parts += ["", "Setting card " + card.split("\n", 1)[0][4 + len(row["id"]):].strip() + ":",
                   "", card.split("\n", 1)[1].strip()]
