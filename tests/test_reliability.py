@@ -594,3 +594,60 @@ def test_a_read_only_task_folder_is_one_line_before_training(tmp_path):
     folder.chmod(0o500)
     with pytest.raises(ConfigError, match="task folder .* is not writable"):
         cache.check_task_folder(smoke_config(), tmp_path / "results")
+
+
+@pytest.mark.parametrize("plant", ["another_config", "unknown_status"])
+def test_a_result_of_another_config_or_with_an_unknown_status_is_set_aside_and_redone(tmp_path, capsys, clean_run,
+                                                                                      plant):
+    config, clean = clean_run
+    other = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=config.train.seed + 1))
+    planted = {**clean, "key": other.key(), "config": other.to_dict()} if plant == "another_config" else \
+        {**clean, "status": "bogus"}
+    path = cache.result_path(config, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(planted))
+    assert cache.load_result(config, tmp_path) is None  # not returned as this run's result
+    assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert not cached and result["final"] == clean["final"] and result["status"] == clean["status"]
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("where", ["result", "lock"])
+def test_a_link_to_an_endless_device_at_a_run_path_is_not_read_whole(tmp_path, where):
+    # read whole, /dev/zero fills memory until the address-space limit stops the run with a MemoryError
+    config = smoke_config()
+    _, result, lock, _ = cache.run_files(config, tmp_path)
+    path = {"result": result, "lock": lock}[where]
+    path.parent.mkdir(parents=True)
+    path.symlink_to("/dev/zero")
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))\n"
+            "from experiments import runs, sweep\n"
+            "config = next(c for c in sweep.sweep_configs('mqar_pairs', 'smoke') if c.task.num_kv_pairs > 1)\n"
+            f"result, cached = runs.run(config, root={str(tmp_path)!r}, progress=False, lock_timeout=5)\n"
+            "print('status', result['status'], cached)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180,
+                          env=subprocess_env())
+    assert done.returncode == 0 and "status finished False" in done.stdout, done.stderr[-2000:]
+    assert done.stderr.count("warning:") <= 1 and "MemoryError" not in done.stderr
+
+
+def test_a_task_folder_the_process_cannot_write_is_one_line_and_nothing_trains(tmp_path, monkeypatch, capsys):
+    # root may write anywhere, so the folder is made unwritable by the check the run makes (os.access)
+    from experiments import run as run_cli
+
+    folder = tmp_path / "results" / "mqar"
+    folder.mkdir(parents=True)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == folder
+                        else real_access(path, mode, **kw))
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started"), raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        run_cli.main(["--task", "mqar", "--results-dir", str(tmp_path / "results"), "--steps", "2",
+                      "--warmup-steps", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "is not writable" in err and len(err.strip().splitlines()) == 1, err
+    assert list(folder.iterdir()) == []

@@ -206,29 +206,45 @@ def test_the_notebook_pages_in_a_real_browser_fetch_nothing_and_draw_their_math(
     assert any(from_sympy for *_, from_sympy in drawn["variance"]), "sympy's results are typeset too"
 
 
-def test_malformed_report_inputs_are_left_out_with_one_warning_each(tmp_path, capsys):
-    from paper_figs import make_ledger, report
+MALFORMED = {  # one bad input each: (folder, file name, content)
+    "csv not UTF-8": ("sweeps", "heads.csv", b"\xff\xfe not text"),
+    "csv with no columns": ("sweeps", "memory.csv", b""),
+    "verdicts nested too deep": ("theory", "variance.json", b"[" * 100_000),
+    "verdicts of the wrong shape": ("theory", "rank.json", b'{"claim": 1}'),
+    "speed report of the wrong shape": ("sweeps", "speed.json", b'{"kernels": "none"}'),
+}
+GOOD_STABILITY = b"model.attention.name,task.seq_len,train.lr,status,learned\nrelu,abc,x,finished,1\n"  # non-numeric
 
-    sweeps, theory = tmp_path / "figs", tmp_path / "verdicts"
-    sweeps.mkdir()
-    theory.mkdir()
-    (sweeps / "heads.csv").write_bytes(b"\xff\xfe not text")
-    (sweeps / "memory.csv").write_text("")  # no columns
-    (sweeps / "stability.csv").write_text("model.attention.name,task.seq_len,train.lr,status,learned\n"
-                                          "relu,abc,x,finished,1\n")  # non-numeric cells
-    (theory / "variance.json").write_text("[" * 100_000)
-    (theory / "rank.json").write_text('{"claim": 1}')
-    speed = sweeps / "speed.json"
-    speed.write_text('{"kernels": "none"}')
-    evidence = make_ledger.gather(sweeps, theory, speed)
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_report_input_is_left_out_with_one_warning_and_the_ledger_builds(tmp_path, capsys, case):
+    from paper_figs import make_ledger
+
+    folders = {"sweeps": tmp_path / "figs", "theory": tmp_path / "verdicts"}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["sweeps"] / "stability.csv").write_bytes(GOOD_STABILITY)  # non-numeric cells read as missing
+    where, name, content = MALFORMED[case]
+    (folders[where] / name).write_bytes(content)
+    evidence = make_ledger.gather(folders["sweeps"], folders["theory"], folders["sweeps"] / "speed.json")
     err = capsys.readouterr().err
-    assert err.count("left out") == 5 and "Traceback" not in err
+    assert err.count("left out") == 1 and name in err and "Traceback" not in err, err
     assert set(evidence.sweeps) == {"stability"} and evidence.theory == [] and evidence.speed == []
     text = make_ledger.render(evidence, "quick")  # every claim still gets a row
     assert text.count("**not run**") + text.count("**inconclusive**") >= len(CLAIMS) - 1
-    assert not report._is_maps({"tokens": [1, 2], "maps": [[[[0.5, "x"], [0.1, 0.2]]]]})
-    assert not report._is_maps({"tokens": [1], "maps": [[[[0.5]]] * 100]})
-    assert report._is_maps({"tokens": [1, 2], "maps": [[[[0.5, 0.0], [0.1, 0.2]]]]})
+
+
+@pytest.mark.parametrize("probe, valid", [
+    ({"tokens": [1, 2], "maps": [[[[0.5, "x"], [0.1, 0.2]]]]}, False),  # a string among the weights
+    ({"tokens": [1], "maps": [[[[0.5]]] * 100]}, False),  # more heads than a gallery draws
+    ({"tokens": [1, 2], "maps": [[[[0.5, 0.0, 0.1], [0.1, 0.2, 0.3]]]]}, False),  # not square
+    ({"tokens": "12", "maps": []}, False),
+    ({"tokens": [1, 2], "maps": [[[[0.5, 0.0], [0.1, 0.2]]]]}, True),
+])
+def test_the_gallery_reads_probe_maps_only_of_the_shape_a_run_writes(probe, valid):
+    from paper_figs import report
+
+    assert report._is_maps(probe) is valid
 
 
 def test_a_variant_name_with_dollars_is_drawn_as_text(tmp_path):
