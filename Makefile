@@ -3,7 +3,7 @@
 # unless PYTHON points at an existing interpreter or a virtualenv is active.
 #
 #   make all                      # figures at the default profile (quick on CPU, full with a GPU)
-#   make all PROFILE=smoke        # seconds: checks the pipeline end to end
+#   make all PROFILE=smoke        # a few minutes: checks the pipeline end to end
 #   make test PYTHON=/opt/env/bin/python   # use an environment you already have
 
 SHELL := /bin/bash

@@ -48,6 +48,13 @@ def test_the_readme_is_a_front_door():
     assert not re.search(r"`[0-9a-f]{7,40}`", body), "a commit id"
 
 
+def _anchors(text: str) -> set[str]:
+    """Explicit ``<a id>`` anchors and the GitHub slugs of the headings."""
+    slugs = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+             for heading in re.findall(r"^#+ (.*)$", text, re.M)}
+    return slugs | set(re.findall(r'<a id="([^"]+)"></a>', text))
+
+
 def test_every_local_link_and_image_of_the_docs_resolves():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
@@ -57,8 +64,7 @@ def test_every_local_link_and_image_of_the_docs_resolves():
             resolved = (page.parent / path).resolve() if path else page
             assert resolved.exists(), f"{page.relative_to(ROOT)} links to {target}"
             if anchor:
-                text = resolved.read_text(encoding="utf-8")
-                assert f'<a id="{anchor}"></a>' in text or f"# {anchor}" in text.lower(), f"{page.name}: #{anchor}"
+                assert anchor in _anchors(resolved.read_text(encoding="utf-8")), f"{page.name}: #{anchor}"
 
 
 def test_one_python_version_a_license_and_a_citation():

@@ -153,7 +153,7 @@ def test_every_claim_id_is_stated_in_docs_claims_md():
     text = (Path(__file__).resolve().parent.parent / "docs" / "claims.md").read_text(encoding="utf-8")
     for claim_id, heading in claims.CLAIM_IDS.items():
         # the scaling rules are a section there, not a numbered claim
-        expected = "**Scaling rules.**" if claim_id == "SCALE" else f"**{claim_id} {heading}"
+        expected = "**SCALE: scaling rules.**" if claim_id == "SCALE" else f"**{claim_id} {heading}"
         assert expected in text, claim_id
 
 
