@@ -101,7 +101,7 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
                  if not isinstance(result.get(f), kind)]
         if wrong:
             raise ValueError(f"missing or mistyped fields {wrong}")
-        if result["key"] != config.key() or result["config"] != json.loads(json.dumps(config.to_dict())):
+        if result["key"] != config.key() or not config.same_run(result["config"]):
             raise ValueError(f"holds the result of another config (key {result['key'][:16]!r})")
         if result["status"] not in RESULT_STATUSES:
             raise ValueError(f"status {result['status'][:40]!r} is none of {list(RESULT_STATUSES)}")

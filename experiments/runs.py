@@ -38,6 +38,14 @@ SCHEMA_VERSION = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def resolved(config: dict[str, Any], device_type: str) -> dict[str, Any]:
+    """A config dict with ``train.device`` ``auto`` replaced by ``device_type``, where it trains."""
+    train = config.get("train")
+    if not isinstance(train, dict) or train.get("device", "auto") != "auto":
+        return config
+    return {**config, "train": {**train, "device": device_type}}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     task: Any  # a registered task's config
@@ -91,11 +99,18 @@ class RunConfig:
         """This config pinned to ``device`` (``cpu`` or ``cuda``), e.g. for jobs that run on another machine."""
         return dataclasses.replace(self, train=dataclasses.replace(self.train, device=device))
 
+    def identity(self) -> dict[str, Any]:
+        """The config as its key hashes it: the device resolved, so ``auto`` on a GPU box and ``cuda`` are one
+        run (:func:`resolved` does the same to a stored config)."""
+        return resolved(self.to_dict(), self.device_type())
+
     def key(self) -> str:
-        """Hash of the config with its device resolved: ``auto`` on a GPU box and ``cuda`` share a key."""
-        config = self.to_dict()
-        config["train"]["device"] = self.device_type()
-        return stable_hash({"schema": SCHEMA_VERSION, "config": config})
+        return stable_hash({"schema": SCHEMA_VERSION, "config": self.identity()})
+
+    def same_run(self, stored: Any) -> bool:
+        """Whether a config dict read from a result (its device as that run gave it) is this run."""
+        return isinstance(stored, dict) and resolved(stored, self.device_type()) == json.loads(
+            json.dumps(self.identity()))
 
     def run_id(self) -> str:
         """A readable slug: task, attention, the task's main knobs, width, seed, key prefix."""
@@ -154,7 +169,7 @@ def estimated_bytes(config: RunConfig) -> dict[str, int]:
 
     head_dim = width // model.num_heads
     features = model.attention.feature_dim(head_dim) if hasattr(model.attention, "feature_dim") else 0
-    parameters += layers * features * head_dim  # a random-feature projection per layer, where there is one
+    parameters += layers * features * head_dim  # at most a random-feature projection per layer (Performer's)
 
     def activations(batch: int, tokens: int, live_layers: int, copies: int) -> int:
         """Bytes (fp32) of ``live_layers`` layers' tensors and ``copies`` of each map and of the logits."""

@@ -19,6 +19,7 @@ adds CUDA graphs on CUDA).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import os
@@ -180,10 +181,9 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
         probe = tuple(t[:PROBE_EXAMPLES] for t in test)  # a fixed slice of the test set for the analyses below
         if synthetic.kind_of(task) == "seq2seq":  # the task gives gold alignment links: score the maps on them
             aligned = tuple(t[:batch_size] for t in test)
-            possible = synthetic.get(synthetic.name_of(task)).possible_links
             result["aer"] = metrics.alignment_error(model.attention_maps(aligned)[0], aligned[3],
                                                     rows=metrics.target_words(aligned[2]),
-                                                    possible=possible(task, aligned) if possible else None)
+                                                    possible=synthetic.possible_links(task, aligned))
         maps, causal = model.attention_maps(probe)
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
         if synthetic.kind_of(task) == "lm":  # R5 on the rows the task asks about, the same for every variant
@@ -313,6 +313,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+@functools.cache
 def cpu_name() -> str:
     """``CPU (<model>)``: the processor a CPU run used, so that ledgers can tell machines apart (floats take
     other paths on another CPU model)."""

@@ -1,6 +1,6 @@
 """The generated parts of the documentation, rebuilt from the committed data they report.
 
-    python -m paper_figs.docs            # rewrite them (make docs)
+    python -m paper_figs.docs            # rewrite them
     python -m paper_figs.docs --check    # exit 1 naming every file that is out of date (a test runs this)
 
 Three things are generated, each from files in the repository, never from a run at hand:
@@ -10,8 +10,8 @@ Three things are generated, each from files in the repository, never from a run 
 - ``benchmarks/README.md``, from the benchmark JSON files beside it (``experiments.bench_scaling.markdown``).
 
 ``docs/results.md`` also holds a hand-written reading of each claim after its block; ``--check`` fails
-when a reading cites a number (``0.53``, ``8.8x``) that its claim's ledger row and setting card do not
-contain, so the prose cannot drift from the ledger it reads.
+when a reading cites a number (``0.53``, ``8.8x``, ``30x``, ``85%``) that its claim's ledger row and setting
+card do not contain, so the prose cannot drift from the ledger it reads.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from paper_figs._ledgers import dated_ledgers, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 README, RESULTS, BENCHMARKS = ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "benchmarks" / "README.md"
-_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\d-])")  # a decimal, as the ledger prints numbers (not 1.5-entmax)
+# a decimal (not 1.5-entmax), or a whole number of times or percent (30x, 85%): what the ledger measures
+_NUMBER = re.compile(r"(?<![\w.])(?:\d+\.\d+(?![\d-])|\d+(?=[x%]))")
 CUT = 110  # characters of a ledger cell the README's table shows before pointing to docs/results.md
 
 
@@ -134,14 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paper_figs.docs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in expected().items():
+    stale, wanted = [], expected()
+    for path, text in wanted.items():
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
             stale.append(path.relative_to(ROOT))
             if not args.check:
                 atomic_write_text(path, text)
-    unsupported = unsupported_numbers(expected()[RESULTS])
+    unsupported = unsupported_numbers(wanted[RESULTS])
     for claim, numbers in unsupported.items():
         print(f"docs/results.md: the reading of {claim} cites {', '.join(numbers)}, not in its ledger row or card",
               file=sys.stderr)

@@ -197,9 +197,10 @@ def _is_maps(probe: Any) -> bool:
             probe.get("maps"), list) or not probe["maps"]:
         return False
     length = len(probe["tokens"])
-    heads = [head for layer in probe["maps"] if isinstance(layer, list) for head in layer]
-    if len(heads) != sum(len(layer) for layer in probe["maps"] if isinstance(layer, list)) or \
-            len(heads) > MAX_GALLERY_CELLS or not heads or not all(isinstance(layer, list) for layer in probe["maps"]):
+    if not all(isinstance(layer, list) for layer in probe["maps"]):
+        return False
+    heads = [head for layer in probe["maps"] for head in layer]
+    if not heads or len(heads) > MAX_GALLERY_CELLS:
         return False
     return all(isinstance(head, list) and len(head) == length and all(
         isinstance(row, list) and len(row) == length and all(isinstance(x, (int, float)) and not isinstance(x, bool)

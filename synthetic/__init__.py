@@ -88,6 +88,12 @@ def slices(config: Any, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tens
     return fn(config, batch) if fn is not None else {}
 
 
+def possible_links(config: Any, batch: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """A seq2seq batch's possible gold links beside its sure ones (None if the task marks none)."""
+    fn = get(name_of(config)).possible_links
+    return fn(config, batch) if fn is not None else None
+
+
 LEARNED_FRACTION = 0.5  # a run learned when it covers this fraction of the way from chance to 1
 
 

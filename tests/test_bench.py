@@ -125,7 +125,7 @@ def test_the_speed_table_is_the_same_benchmark_at_default_forms_and_feeds_the_fi
     assert verdict in ("reproduced", "partly", "not reproduced") and "rela_g" in ours and "decoding speed" in ours
 
 
-def test_the_materialised_softmax_forms_the_map_and_matches_sdpa():
+def test_the_materialised_softmax_case_matches_sdpa():
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 16, 8, generator=gen) for _ in range(3))
     fused = bench.attend_fn({"label": bench.BASELINE, "variant": "softmax", "form": None})

@@ -157,3 +157,9 @@ def test_chunked_form_matches_fla_naive_chunk():
                                                  normalize=True)
     ours = linear.attend(q, k, v, causal=True, **dataclasses.asdict(config))
     torch.testing.assert_close(ours, expected.transpose(1, 2), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("feature_map", sorted(FEATURE_MAPS))
+def test_the_feature_dimension_the_memory_estimate_reads_is_the_one_the_map_builds(feature_map):
+    config = attention.make_config("linear", feature_map=feature_map)
+    assert config.feature_dim(16) == _linear.build_features(config, 16).dim

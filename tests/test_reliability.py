@@ -651,3 +651,16 @@ def test_a_task_folder_the_process_cannot_write_is_one_line_and_nothing_trains(t
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "is not writable" in err and len(err.strip().splitlines()) == 1, err
     assert list(folder.iterdir()) == []
+
+
+def test_a_result_written_with_the_device_pinned_is_the_same_runs_for_auto(tmp_path, clean_run, capsys):
+    # the key resolves auto to the device it trains on; so must the check of the stored config
+    config, clean = clean_run
+    pinned = config.on(config.device_type())
+    assert pinned.key() == config.key() and pinned.to_dict() != config.to_dict()
+    path = cache.result_path(config, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**clean, "config": pinned.to_dict()}))
+    result, cached = runs.run(config, root=tmp_path, progress=False)
+    assert cached and result["final"] == clean["final"]
+    assert not list(path.parent.glob("*.corrupt-*")) and "warning" not in capsys.readouterr().err

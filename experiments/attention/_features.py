@@ -23,7 +23,12 @@ class FeatureMap(nn.Module):
     def __init__(self, head_dim: int, config):
         super().__init__()
         self.head_dim = head_dim
-        self.dim = head_dim
+        self.dim = self.size(head_dim, config)
+
+    @staticmethod
+    def size(head_dim: int, config) -> int:
+        """The feature dimension for ``head_dim``, without building the map (the memory estimate reads it)."""
+        return head_dim
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -58,9 +63,9 @@ class Taylor2(FeatureMap):
     positive for every ``s``. Feature dimension ``1 + d + d^2``.
     """
 
-    def __init__(self, head_dim, config):
-        super().__init__(head_dim, config)
-        self.dim = 1 + head_dim + head_dim * head_dim
+    @staticmethod
+    def size(head_dim, config):
+        return 1 + head_dim + head_dim * head_dim
 
     def forward(self, x, positions):
         d = self.head_dim
@@ -79,9 +84,12 @@ class CosFormer(FeatureMap):
     forward. Positions must stay below ``M``. Feature dimension ``2 d``.
     """
 
+    @staticmethod
+    def size(head_dim, config):
+        return 2 * head_dim
+
     def __init__(self, head_dim, config):
         super().__init__(head_dim, config)
-        self.dim = 2 * head_dim
         self.max_len = config.cos_max_len
 
     def forward(self, x, positions):
@@ -103,9 +111,12 @@ class Performer(FeatureMap):
     query alone (decoding) and in a batch.
     """
 
+    @staticmethod
+    def size(head_dim, config):
+        return config.num_features or head_dim
+
     def __init__(self, head_dim, config):
         super().__init__(head_dim, config)
-        self.dim = config.num_features or head_dim
         generator = torch.Generator().manual_seed(config.feature_seed)
         blocks, remaining = [], self.dim
         while remaining > 0:
@@ -130,10 +141,13 @@ class DPFP(FeatureMap):
     ``r * roll(r, j)``, concatenated: feature dimension ``2 d nu``.
     """
 
+    @staticmethod
+    def size(head_dim, config):
+        return 2 * head_dim * config.dpfp_nu
+
     def __init__(self, head_dim, config):
         super().__init__(head_dim, config)
         self.nu = config.dpfp_nu
-        self.dim = 2 * head_dim * self.nu
 
     def forward(self, x, positions):
         r = torch.cat([F.relu(x), F.relu(-x)], dim=-1)

@@ -79,11 +79,7 @@ class LinearFamilyConfig:
     def feature_dim(self, head_dim: int) -> int:
         """Features per head of phi(q), phi(k): what the memory estimate counts (a planted ``num_features`` or
         ``dpfp_nu`` of 1e9 is refused before training, not when its tensors are allocated)."""
-        if self.feature_map == "performer":
-            return self.num_features or head_dim
-        if self.feature_map == "dpfp":
-            return 2 * head_dim * self.dpfp_nu
-        return 2 * head_dim  # the others are at most twice the head dim (cosFormer's cos and sin halves)
+        return FEATURE_MAPS[self.feature_map].size(head_dim, self)
 
 
 def build_features(config: LinearFamilyConfig, head_dim: int) -> FeatureMap:

@@ -8,10 +8,9 @@ lr-search``) and the other sweeps cite it; it is not part of ``make all``.
 
 from __future__ import annotations
 
-from experiments.sweeps._common import RECALL_MODEL, RECALL_TASK, RECALL_TRAIN, make_config
+from experiments.sweeps._common import LEARNING_RATES, RECALL_MODEL, RECALL_TASK, RECALL_TRAIN, make_config
 
-# The searched variants: the recipe's five, and those that did not learn at a related variant's rate.
-VARIANTS = ("softmax", "rela_g", "reluformer", "relu", "linear", "sigmoid", "relu_len", "norm_linear", "stick_breaking")
+VARIANTS = tuple(LEARNING_RATES)  # every variant with a rate of its own; the others take a relative's (FAMILY)
 TASK = ("mqar", RECALL_TASK)
 PROFILES = {
     "smoke": dict(lrs=(3e-3,), seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
