@@ -383,7 +383,8 @@ def judge_s4(ev: Evidence):
                  for n, lr in controlled if (where, n, "reluformer", lr) in table and (where, n, "relu", lr) in table)
     regularised, names = False, ["relu", "reluformer"]
     for (s, n, name, lr), rs in sorted(table.items()):
-        if s != where or not name.startswith("reluformer+reg") or (s, n, "reluformer", lr) not in table:
+        if s != where or not name.startswith("reluformer+reg") or (s, n, "reluformer", lr) not in table \
+                or (n, lr) not in controlled:  # (b) where a normalised control learned, as (a)
             continue
         names.append(name)
         regularised |= learned(rs) and differ(rs, table[(s, n, "reluformer", lr)], "test_accuracy") > 0

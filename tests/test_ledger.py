@@ -425,3 +425,16 @@ def test_a_verdict_that_differs_on_another_machines_committed_ledger_is_marked(t
     assert "Machine-sensitive (" in text and ": R1" in text.split("Machine-sensitive (")[1].split("\n")[0]
     same_machine = make_ledger.render(_on(passing, "CPU (other)"), "quick", committed)
     assert "machine-sensitive:" not in same_machine  # the same machine twice is not a machine difference
+
+
+def test_s4_counts_a_regulariser_only_where_a_normalised_control_learned():
+    cells = {"32": dict(relu=0.2, rela_i=0.9, rela_g=0.9, reluformer=0.9, reg=0.9),  # a control learned
+             "128": dict(relu=0.2, rela_i=0.2, rela_g=0.2, reluformer=0.3, reg=0.95)}  # none did: not a verdict
+    rows = []
+    for length, acc in cells.items():
+        for name in ("relu", "rela_i", "rela_g", "reluformer"):
+            rows.append(row(name, test_accuracy=acc[name], train__lr=1e-3, task__seq_len=length))
+        rows.append(row("reluformer", test_accuracy=acc["reg"], train__lr=1e-3, task__seq_len=length,
+                        model__attention__norm_loss_weight=0.1))
+    ours, verdict = next(c for c in CLAIMS if c.id == "S4").verdict(Evidence(sweeps={"stability": seeded(rows)}))
+    assert verdict == "partly" and "(b) regularisers do not help" in ours, ours
