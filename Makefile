@@ -86,7 +86,8 @@ plan: $(STAMP)
 # Every Triton kernel compiled for sm_80 and sm_90 (no GPU needed): registers, spills, shared memory.
 kernels: benchmarks/triton_compile.md
 
-benchmarks/triton_compile.md: experiments/kernel_compile.py experiments/attention/_elementwise_triton.py | $(STAMP)
+benchmarks/triton_compile.md: experiments/kernel_compile.py experiments/attention/_elementwise_triton.py \
+  experiments/attention/_elementwise_spec.py | $(STAMP)
 	env -u TRITON_INTERPRET $(PY) -m experiments.kernel_compile --out $@ --workers $(WORKERS)
 
 check-device:

@@ -21,8 +21,8 @@ Training: tokens per second of a full optimiser step (a 2-layer model,
 forward, loss, backward, AdamW) per variant in its default form.
 
 Every number is also a ratio to softmax (SDPA) measured in the same run.
-Writes JSON (device name, date, command, settings, rows, the issue's targets
-evaluated), a Markdown table and a log-log plot beside it.
+Writes JSON (device name, date, command, settings, rows, the scaling targets
+of the forms evaluated), a Markdown table and a log-log plot beside it.
 
 The speed figure of ``make all`` (claim R4) is this benchmark too, at short
 lengths, each variant once at its default form, without the training
@@ -110,7 +110,7 @@ class PeakMemory:
             _freed_memory_returns_to_the_system()
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
             # read the base from the same counter: VmRSS and VmHWM are updated at different moments, and a
-            # base read from VmRSS could exceed the later VmHWM (a negative peak was seen under load)
+            # base read from VmRSS can exceed the later VmHWM under load, which would give a negative peak
             self.base = _status("VmHWM")
         return self
 
@@ -147,8 +147,9 @@ WARMUP_SECONDS, TIMED_SECONDS, MAX_RUNS = 0.2, 0.5, 50
 def _timed(step, settings: dict[str, Any]) -> list[float]:
     """Seconds of repeated calls of ``step``, whose kernels are already compiled (:func:`measure_kernel` calls
     it once first). Warm-up: one call, then more until ``WARMUP_SECONDS`` have passed (a fresh process's first
-    runs also pay for the pages its heap grows into). Timed: ``settings["repeats"]`` calls, or more until ``TIMED_SECONDS`` for a fast one (at
-    most ``MAX_RUNS``); a single timed call once one takes longer than ``settings["max_seconds"]``."""
+    runs also pay for the pages its heap grows into). Timed: ``settings["repeats"]`` calls, or more until
+    ``TIMED_SECONDS`` for a fast one (at most ``MAX_RUNS``); a single timed call once one takes longer than
+    ``settings["max_seconds"]``."""
     def once():
         start = time.perf_counter()
         step()
@@ -314,7 +315,8 @@ def slope(rows: list[dict[str, Any]], key: str, lo: int, hi: int) -> float | Non
 
 def targets(kernels: list[dict[str, Any]], training: list[dict[str, Any]], device: str,
             settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it holds (None: not measured)."""
+    """The scaling targets the forms are built to meet, each with the measured value and whether it holds
+    (None: not measured)."""
     by_label: dict[str, list[dict[str, Any]]] = {}
     for row in kernels:
         by_label.setdefault(row["label"], []).append(row)
@@ -436,12 +438,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.Parser:
     parser = cli.Parser(prog="python -m experiments.bench_scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="JSON file to write (a .md table and a .png plot are written beside it)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None, help="default: 256..8192 CPU, 512..32768 GPU")
-    parser.add_argument("--only", nargs="+", default=None, help="only these case labels (softmax SDPA and materialised always run)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="only these case labels (softmax SDPA and materialised always run)")
     parser.add_argument("--cases", default="forms", choices=["forms", "defaults"],
                         help="every variant in each of its forms, or once at its default form (labelled by name)")
     parser.add_argument("--no-training", action="store_true", help="skip the training-step throughput")
@@ -460,14 +463,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-width", type=int, default=128)
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        kind, payload = args.worker
-        spec = json.loads(payload)
-        torch.set_num_threads(spec["settings"]["threads"])
-        measure = {"kernel": measure_kernel, "train": measure_training, "decode": measure_decoding}[kind]
-        print(json.dumps(measure(spec["case"], spec["settings"])))
-        return 0
+    return parser
+
+
+def run_worker(kind: str, payload: str) -> int:
+    """Inside a worker process: measure one case and print its rows as JSON."""
+    spec = json.loads(payload)
+    torch.set_num_threads(spec["settings"]["threads"])
+    measure = {"kernel": measure_kernel, "train": measure_training, "decode": measure_decoding}[kind]
+    print(json.dumps(measure(spec["case"], spec["settings"])))
+    return 0
+
+
+def make_settings(args: argparse.Namespace, parser: cli.Parser) -> dict[str, Any]:
+    """The run's settings (passed to every worker and written to the report); refuses impossible ones."""
     if args.out is None:
         parser.error("--out is required")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -477,43 +486,76 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     gpu = args.device == "cuda"
-    settings = {"device": args.device, "dtype": "bfloat16" if gpu else "float32",
-                "lengths": sorted(args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)), "batch": args.batch,
-                "heads": args.heads, "head_dim": args.head_dim or (64 if gpu else 32), "repeats": args.repeats,
-                "max_seconds": args.max_seconds, "threads": args.threads, "train_length": args.train_length,
-                "train_batch": args.train_batch, "train_width": args.train_width, "train_steps": args.train_steps,
-                "decode_length": args.decode_length}
+    return {"device": args.device, "dtype": "bfloat16" if gpu else "float32",
+            "lengths": sorted(args.lengths or (GPU_LENGTHS if gpu else CPU_LENGTHS)), "batch": args.batch,
+            "heads": args.heads, "head_dim": args.head_dim or (64 if gpu else 32), "repeats": args.repeats,
+            "max_seconds": args.max_seconds, "threads": args.threads, "train_length": args.train_length,
+            "train_batch": args.train_batch, "train_width": args.train_width, "train_steps": args.train_steps,
+            "decode_length": args.decode_length}
+
+
+def select_cases(args: argparse.Namespace, parser: cli.Parser) -> list[dict[str, Any]]:
+    """The kernel cases to run: all, or ``--only`` these and the two softmax baselines."""
     all_cases = cases(args.device, defaults=args.cases == "defaults")
     if args.only:
         unknown = sorted(set(args.only) - {c["label"] for c in all_cases})
         if unknown:
             parser.error(f"unknown case(s) {unknown}; valid cases are {[c['label'] for c in all_cases]}")
         all_cases = [c for c in all_cases if c["label"] in args.only or c["label"] in (BASELINE, MATERIALISED)]
+    return all_cases
 
+
+def run_kernels(all_cases: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every case's rows, each with its time and peak memory as a ratio to SDPA's at the same length."""
     kernels = [row for case in all_cases for row in _worker("kernel", case, settings)]
     base = {r["length"]: r for r in kernels if r["label"] == BASELINE}
     for row in kernels:
         ref = base.get(row.get("length"), {})
         row["seconds_ratio"] = _ratio(row.get("seconds"), ref.get("seconds"))
         row["peak_ratio"] = _ratio(row.get("peak_bytes"), ref.get("peak_bytes"))
-    train_cases = [{"label": name, "variant": name, "form": None} for name in attention.names()
-                   if not args.no_training and (not args.only or name == "softmax"
-                                                or any(c["variant"] == name for c in all_cases))]
-    training = [row for case in train_cases for row in _worker("train", case, settings)]
-    softmax_step = next((r.get("seconds_per_step") for r in training if r["variant"] == "softmax"), None)
-    for row in training:
-        row["step_ratio"] = _ratio(row.get("seconds_per_step"), softmax_step)
-    training = [r for r in training if "error" not in r]
-    decode_cases = [{"label": name, "variant": name, "form": None} for name in dict.fromkeys(
-        c["variant"] for c in all_cases)] if not args.no_decoding else []
-    decoding = [row for case in decode_cases for row in _worker("decode", case, settings)]
-    softmax_token = next((r.get("seconds_per_token") for r in decoding if r["variant"] == "softmax"), None)
-    for row in decoding:
-        row["token_ratio"] = _ratio(row.get("seconds_per_token"), softmax_token)
-    decoding = [r for r in decoding if "error" not in r]
-    device_name = torch.cuda.get_device_name() if gpu else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    return kernels
+
+
+def run_per_variant(kind: str, names: list[str], settings: dict[str, Any], key: str,
+                    ratio: str) -> list[dict[str, Any]]:
+    """One ``kind`` worker (train or decode) per variant at its default form; ``ratio`` is ``key`` over
+    softmax's. Rows of a worker that failed are dropped."""
+    rows = [row for name in names for row in _worker(kind, {"label": name, "variant": name, "form": None}, settings)]
+    softmax = next((r.get(key) for r in rows if r["variant"] == "softmax"), None)
+    for row in rows:
+        row[ratio] = _ratio(row.get(key), softmax)
+    return [r for r in rows if "error" not in r]
+
+
+def write_report(report: dict[str, Any], out: Path, with_plot: bool) -> None:
+    """The JSON, its Markdown table and (``with_plot``) the log-log plot, each written atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(report))
+    written = [out, out.with_suffix(".md")]
+    if with_plot:
+        plot(report, out.with_suffix(".png"))
+        written.append(out.with_suffix(".png"))
+    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.worker:
+        return run_worker(*args.worker)
+    settings = make_settings(args, parser)
+    all_cases = select_cases(args, parser)
+
+    kernels = run_kernels(all_cases, settings)
+    train_names = [name for name in attention.names() if not args.no_training and (
+        not args.only or name == "softmax" or any(c["variant"] == name for c in all_cases))]
+    training = run_per_variant("train", train_names, settings, "seconds_per_step", "step_ratio")
+    decode_names = [] if args.no_decoding else list(dict.fromkeys(c["variant"] for c in all_cases))
+    decoding = run_per_variant("decode", decode_names, settings, "seconds_per_token", "token_ratio")
+    gpu = args.device == "cuda"
     report = {
-        "device": device_name,
+        "device": torch.cuda.get_device_name() if gpu else f"CPU ({platform.machine()}, {os.cpu_count()} cores)",
         "date": datetime.date.today().isoformat(),
         "command": "python -m experiments.bench_scaling " + " ".join(argv if argv is not None else sys.argv[1:]),
         "torch": torch.__version__,
@@ -528,15 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             row["tflops"] = attention_tflops(row, settings)
     # the scaling targets are about forms and training; the speed table's verdict is the ledger's (R4)
     report["targets"] = targets(kernels, training, args.device, settings) if args.cases == "forms" else []
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(report, indent=1) + "\n")
-    atomic_write_text(out.with_suffix(".md"), markdown(report))
-    written = [out, out.with_suffix(".md")]
-    if not args.no_plot:
-        plot(report, out.with_suffix(".png"))
-        written.append(out.with_suffix(".png"))
-    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+    write_report(report, Path(args.out), with_plot=not args.no_plot)
     return 0
 
 

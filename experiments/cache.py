@@ -32,7 +32,7 @@ import numpy
 import torch
 
 from experiments import untrusted
-from experiments.atomic import atomic_write_text, quarantine
+from experiments.atomic import atomic_write_text, no_space_in, quarantine
 from experiments.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +171,12 @@ def read_lock(path: Path) -> tuple[str | None, int | None, float]:
 
     Raises FileNotFoundError if the lock is gone.
     """
-    age = time.time() - path.stat().st_mtime
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        raise
+    except OSError:  # a link loop or the like: no lock anyone wrote (acquire() writes a plain file)
+        return None, None, 0.0
     try:  # a plain file of at most 200 bytes: a FIFO there would block the read, a huge file would be read whole
         parts = untrusted.read_bytes(path, root=path.parent, limit=200).decode("utf-8", "replace").split()
     except untrusted.Untrusted:
@@ -242,8 +247,8 @@ def acquire(path: Path) -> bool:
     The lock appears whole or not at all: its ``host pid`` is written to a
     private file first, which is then hard-linked to the lock's name (a link
     fails if the name exists, as ``O_EXCL`` does), so a full disk fails the
-    write before any lock exists. A directory at the lock's path is moved
-    aside with one warning.
+    write before any lock exists (:class:`~experiments.atomic.NoSpace`). A
+    directory at the lock's path is moved aside with one warning.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
@@ -254,7 +259,7 @@ def acquire(path: Path) -> bool:
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
-            with os.fdopen(fd, "w") as handle:
+            with no_space_in(path.parent), os.fdopen(fd, "w") as handle:
                 handle.write(f"{platform.node()} {os.getpid()}")
             os.link(tmp, path)
         except FileExistsError:
@@ -280,7 +285,8 @@ def clear(path: Path) -> None:
 def record_failure(config: Any, error: BaseException | str,
                    root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write a ``failed`` record with the traceback (or the cause, e.g. ``worker died: signal 9``) beside the
-    cache; a rerun tries the run again."""
+    cache; a rerun tries the run again. On a full disk nothing is written and
+    :class:`~experiments.atomic.NoSpace` is raised: the caller reports the run in one line instead."""
     import traceback
 
     record = {

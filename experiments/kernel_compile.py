@@ -6,7 +6,7 @@
 Triton's interpreter (``TRITON_INTERPRET=1``, how the tests run the kernels
 on a CPU) executes a kernel as plain Python: it never types the program, so
 a kernel can pass every CPU test and still fail to compile on a GPU (a
-helper returning two different shapes did). This module compiles the real
+helper that returns tiles of two shapes, say). This module compiles the real
 thing: Triton lowers each kernel to PTX for a target (``GPUTarget("cuda",
 80 | 90, 32)``) and assembles it with the ``ptxas`` its wheel ships, then
 reads the cubin's resources.
@@ -23,7 +23,8 @@ changes them fails these checks loudly rather than checking something else.
 
 The cases: every kernel (forward, dK/dV, dQ) x dtype (fp32, fp16, bf16) x
 padded head dim the kernel takes at that dtype (16 up to
-``_elementwise.FUSED_HEAD_DIMS``; larger ones run blockwise) x target, each at every
+``_elementwise_spec.max_head_dim``, the largest its block table covers;
+larger ones run blockwise) x target, each at every
 epilogue (activation x bias mode x row mode x causal) and once at a ragged
 shape (a length and a head dim that are not multiples of 16). ``--sample``
 compiles each (kernel, dtype, head dim, target) once, its epilogue and
@@ -53,18 +54,17 @@ from pathlib import Path
 import torch
 
 from experiments.atomic import atomic_write_text
+from experiments.attention import _elementwise_spec as spec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # compute capability -> (name, the most shared memory one block may use, bytes)
 TARGETS = {80: ("sm_80 (A100)", 163 * 1024), 90: ("sm_90 (H100/H200)", 227 * 1024)}
-KERNELS = ("fwd", "dkdv", "dq")
+KERNELS = spec.KERNELS
 
 
 def head_blocks(dtype: str) -> tuple[int, ...]:
     """The padded head dims the fused kernel takes at ``dtype``: 16, 32, ... up to its limit."""
-    from experiments.attention._elementwise import fused_max_head_dim
-
-    limit = fused_max_head_dim(DTYPES[dtype])
+    limit = spec.max_head_dim(DTYPES[dtype])
     return tuple(16 * 2**i for i in range(8) if 16 * 2**i <= limit)
 
 
@@ -103,10 +103,8 @@ class Case:
 
 def epilogues() -> list[tuple[int, int, int, bool]]:
     """Every (activation, bias mode, row mode, causal) the kernels take."""
-    from experiments.attention._elementwise import ACTIVATIONS, BIAS_MODES, ROW_MODES
-
-    return list(itertools.product(range(len(ACTIVATIONS)), range(len(BIAS_MODES)), range(len(ROW_MODES)),
-                                  (True, False)))
+    return list(itertools.product(range(len(spec.ACTIVATIONS)), range(len(spec.BIAS_MODES)),
+                                  range(len(spec.ROW_MODES)), (True, False)))
 
 
 def all_cases(archs: Iterable[int] = tuple(TARGETS)) -> list[Case]:
@@ -190,7 +188,7 @@ def compile_case(case: Case) -> dict:
     except Exception as error:  # noqa: BLE001 - every way a compilation fails is a result of the check
         return {"case": case, "error": _reason(error)}
     return {"case": case, "seconds": time.perf_counter() - start, "shared_bytes": compiled.metadata.shared,
-            "blocks": (launch.constexprs["BM"], launch.constexprs["BN"]), "warps": launch.options["num_warps"],
+            "blocks": (launch.constexprs["BLOCK_M"], launch.constexprs["BLOCK_N"]), "warps": launch.options["num_warps"],
             **_resources(compiled.asm["cubin"])}
 
 

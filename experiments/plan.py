@@ -45,19 +45,19 @@ from collections.abc import Sequence
 import torch
 
 import synthetic
-from experiments import cli
+from experiments import cli, sweeps
 from experiments.config import ConfigError
 from experiments.runs import EVAL_BATCH, RunConfig
 from experiments.train import at_length
 
 # --- the model's constants (one place; each with its source) ----------------------------------------------------
-# CPU: measured on the 2-core machine the quick profile was sized on: a single-thread fp32 matmul (1024^3)
-# ran at about 52 GFLOP/s with the other core busy, and a recall-model training step (width 32, 2 layers,
-# T=64, batch 64) at about 40% of that (`--measure` replaces both with this machine's figure). One thread per worker (the sweep runner's setting).
+# CPU: one thread's fp32 throughput on a 2-core machine with the other core busy (a 1024^3 matmul runs at about
+# 52 GFLOP/s), and the share of it a recall-model training step reaches (width 32, 2 layers, T=64, batch 64:
+# about 40%); `--measure` replaces both with this machine's figure. One thread per worker (the sweep runner's).
 CPU_PEAK_TFLOPS = 0.052
 CPU_EFFICIENCY = 0.40
 # A CPU step's fixed cost: ~400 eager PyTorch ops (forward, backward, clipping, AdamW, the batch) at ~5 us of
-# dispatch each. At the size measured above it is already inside the 40%; it matters only for tiny configs.
+# dispatch each. At the recall model's size it is already inside the 40%; it matters only for tiny configs.
 CPU_STEP_OVERHEAD_S = 0.002
 # CUDA: bf16 dense tensor-core peak (no sparsity), TFLOP/s, from NVIDIA's data sheets, matched against
 # torch.cuda.get_device_name() in this order (the first name contained in it wins: "H100 PCIe" before "H100").
@@ -345,22 +345,18 @@ def assumptions(device: Device, workers: int) -> list[str]:
 
 
 def default_sweeps() -> list[str]:
-    from experiments.sweep import sweep_names
-
-    return [name for name in sweep_names() if name not in NOT_IN_ALL]
+    return [name for name in sweeps.names() if name not in NOT_IN_ALL]
 
 
-def plans_for(sweeps: Sequence[str], profile: str, device: Device, workers: int,
+def plans_for(names: Sequence[str], profile: str, device: Device, workers: int,
               measure: bool = False) -> list[SweepPlan]:
     """One plan per sweep; ConfigError (naming the valid choices) for an unknown sweep or profile."""
-    from experiments.sweep import load_sweep, sweep_configs
-
-    profiles = {name: list(load_sweep(name).PROFILES) for name in sweeps}  # unknown sweep: its error first
-    valid = list(dict.fromkeys(p for names in profiles.values() for p in names))
-    if all(profile not in names for names in profiles.values()):
+    profiles = {name: list(sweeps.load(name).PROFILES) for name in names}  # unknown sweep: its error first
+    valid = list(dict.fromkeys(p for listed in profiles.values() for p in listed))
+    if all(profile not in listed for listed in profiles.values()):
         raise ConfigError(f"unknown profile {profile!r}; valid profiles are {valid}")
     plan = plan_measured if measure else plan_sweep
-    return [plan(name, sweep_configs(name, profile), device, workers) for name in sweeps]
+    return [plan(name, sweeps.configs(name, profile), device, workers) for name in names]
 
 
 def positive_float(text: str) -> float:

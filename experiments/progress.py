@@ -23,16 +23,17 @@ def state_counts(files: Iterable[tuple[str, Path, Path, Path]], lost: set[str] =
     """done / running / failed / total over ``(key, result, lock, failure)`` paths, read one at a time.
 
     done: a result file exists; running: a lock whose holder is alive; failed:
-    a failure record, or a key in ``lost`` (a worker lost in this session).
+    a failure record, or a key in ``lost`` (a worker lost in this session). A
+    folder planted at a result or failure path is neither (the run moves it aside).
     """
     done = running = failed = total = 0
     for key, path, lock, failure in files:
         total += 1
-        if path.exists():
+        if path.is_file():
             done += 1
         elif lock.exists() and holder_alive(lock):
             running += 1
-        elif failure.exists() or key in lost:
+        elif failure.is_file() or key in lost:
             failed += 1
     return {"done": done, "running": running, "failed": failed, "total": total}
 

@@ -35,6 +35,7 @@ from typing import Any
 import synthetic
 from experiments import attention, cli
 from experiments.config import ConfigError, field_types
+from experiments.atomic import NoSpace
 from experiments.model import ModelConfig
 from experiments.cache import (LockTimeout, check_results_dir, check_task_folder, failure_path, record_failure,
                                result_path)
@@ -239,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - a run that raises is a recorded failure, not a traceback
-        record_failure(config, error, args.results_dir)
+        try:
+            record_failure(config, error, args.results_dir)
+        except NoSpace as full:  # the disk that stopped the run cannot hold its failure record either
+            print(f"error: {config.run_id()}: {full}; nothing was recorded: free space and run it again",
+                  file=sys.stderr)
+            return 2
         print(f"error: {config.run_id()} failed: {type(error).__name__}: {' '.join(str(error).split())[:300]} "
               f"(traceback in {failure_path(config, args.results_dir)})", file=sys.stderr)
         return 1

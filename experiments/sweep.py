@@ -5,63 +5,47 @@
 A sweep is a module in :mod:`experiments.sweeps` with ``PROFILES`` (names of
 its sizes, e.g. ``smoke``, ``quick``, ``full``) and ``configs(profile)``, which
 returns a list of :class:`~experiments.runs.RunConfig` built with plain loops.
-A sweep file (JSON: ``base``, ``grid``, ``runs``; see :func:`file_configs`)
-works in place of a module. Runs already in the result cache are not run
-again, so an interrupted sweep resumes where it stopped. Where runs execute
-is an executor (:mod:`experiments.executors`: local processes with one torch
-thread each, since several threads per process on few cores made attention
-ops 30-300x slower; SLURM array jobs or local jobs through submitit). The CSV has one row per config: the flattened config
-(``task.num_kv_pairs``, ``model.attention.name``, ...), the status and the
-final metrics; it is written atomically after every run has finished.
+A sweep file (JSON: ``base``, ``grid``, ``runs``; see
+:func:`~experiments.sweep_files.file_configs`) works in place of a module.
+Runs already in the result cache are not run again, so an interrupted sweep
+resumes where it stopped. Where runs execute is an executor
+(:mod:`experiments.executors`: local processes with one torch thread each,
+since threads of several processes contending for a few cores slow every
+attention op down; SLURM array jobs or local jobs through submitit). The CSV
+has one row per config: the flattened config (``task.num_kv_pairs``,
+``model.attention.name``, ...), the status and the final metrics; it is
+written atomically after every run has finished.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import csv
-import importlib
+import dataclasses
 import io
 import itertools
 import os
-import pkgutil
 import shlex
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from experiments import cli, runs, sweeps
+from experiments import cli, plan, runs, sweeps
 from experiments.config import ConfigError
-from experiments.atomic import atomic_write_text
+from experiments.atomic import NoSpace, atomic_write_text, why
 from experiments.executors import (EXECUTORS, LocalExecutor, Lost, default_job_folder, make_executor,
                                   private_job_folder)
 from experiments.cache import (Locked, check_results_dir, check_task_folder, failure_path, load_result,
                                record_failure, result_path, results_dir, run_files)
 from experiments.progress import Progress, Throttle, counts_line, state_counts
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
-from experiments.sweep_files import MAX_RUNS, _distinct, file_configs, iter_file_configs  # noqa: F401 - re-exported
+from experiments.sweep_files import MAX_RUNS, file_configs, iter_file_configs
 
 RESULT_COLUMNS = ("run_id", "key", "status", "diverged_at_step", "loss_spikes", "steps_run", "test_accuracy",
                   "test_exact_match", "test_loss", "train_loss", "ffn_top_mass", "ffn_top_mass_at_queries",
                   "head_diversity_at_queries", "decode_state_bytes", "wall_seconds",
                   "device_name")
-
-
-def sweep_names() -> list[str]:
-    return sorted(info.name for info in pkgutil.iter_modules(sweeps.__path__) if not info.name.startswith("_"))
-
-
-def load_sweep(name: str):
-    if name not in sweep_names():
-        raise ConfigError(f"unknown sweep {name!r}; valid names are {sweep_names()}")
-    return importlib.import_module(f"experiments.sweeps.{name}")
-
-
-def sweep_configs(name: str, profile: str) -> list[RunConfig]:
-    module = load_sweep(name)
-    if profile not in module.PROFILES:
-        raise ConfigError(f"sweep {name!r} has no profile {profile!r}; valid profiles are {list(module.PROFILES)}")
-    return _distinct(module.configs(profile), f"sweep {name!r} profile {profile!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +73,10 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
     except Locked:
         return Outcome("locked")
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
-        record_failure(config, error, root)
+        try:
+            record_failure(config, error, root)
+        except NoSpace as full:  # the disk that stopped the run cannot hold its failure record either
+            return Outcome("failed", f"failed   {config.run_id()}  {full}; nothing recorded: rerun once there is space")
         return Outcome("failed", f"failed   {config.run_id()}  {type(error).__name__}: {error} (traceback in "
                                  f"{failure_path(config, root)})")
     line = describe(result).splitlines()[0] + f"  {result['status']}"
@@ -122,7 +109,10 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
             if isinstance(ended, Lost):
                 progress.lost.add(config.key())
                 if not result_path(config, root).exists():  # recorded with its cause; a rerun does it again
-                    record_failure(config, ended.reason, root)
+                    try:
+                        record_failure(config, ended.reason, root)
+                    except NoSpace:  # said in the run's line below; a rerun does it again
+                        pass
                 ended = Outcome("lost", f"lost     {config.run_id()}  {ended.reason}")
             if ended.status == "locked":
                 skipped.append(config)
@@ -227,7 +217,7 @@ def _parse_shard(text: str) -> tuple[int, int] | None:
     return (k, n) if 1 <= k <= n <= 100_000 else None
 
 
-def _stream_file(args, shard: tuple[int, int] | None, parser: cli.Parser) -> int:
+def _stream_file(args: argparse.Namespace, shard: tuple[int, int] | None, parser: cli.Parser) -> int:
     """``--list`` / ``--status`` of a sweep file, one config at a time: constant memory at any size."""
     try:
         check_results_dir(args.results_dir)
@@ -245,9 +235,9 @@ def _stream_file(args, shard: tuple[int, int] | None, parser: cli.Parser) -> int
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.Parser:
     parser = cli.Parser(prog="python -m experiments.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", help=f"a sweep module, one of {sweep_names()}, or a sweep file (*.json)")
+    parser.add_argument("name", help=f"a sweep module, one of {sweeps.names()}, or a sweep file (*.json)")
     parser.add_argument("--profile", default=None, help="size of a sweep module (each lists its own; default quick)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                         help="runs at once: processes (local), jobs in flight (submitit-local), array "
@@ -277,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs.add_argument("--submitit-dir", default=None,
                       help="submitit's job files and logs, a folder only you can write, outside the results folder "
                            f"(default $SUBMITIT_DIR or {default_job_folder()}, then /<sweep>)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_args(args: argparse.Namespace, parser: cli.Parser) -> tuple[int, int] | None:
+    """Refuse impossible flag combinations before anything is read; returns the ``--shard`` as ``(K, N)``."""
     for flag in ("workers", "time_min", "cpus_per_job"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
@@ -294,42 +288,106 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--csv is required (or --list / --status / --plan / --shard)")
     if args.csv is not None and Path(args.csv).is_dir():
         parser.error(f"--csv {args.csv} is a folder; name the CSV file to write (checked before any run)")
-    is_file = args.name.endswith(".json")
-    if is_file and (args.list or args.status) and args.profile is None:
-        return _stream_file(args, shard, parser)
+    return shard
+
+
+def read_configs(args: argparse.Namespace, parser: cli.Parser) -> tuple[list[RunConfig], str, str]:
+    """The sweep's configs, its name and its profile (``file`` for a sweep file); jobs that may run on other
+    machines have ``device=auto`` pinned to the jobs' device."""
     try:
-        if is_file:
+        if args.name.endswith(".json"):
             if args.profile is not None:
                 raise ConfigError("--profile applies to sweep modules; a sweep file lists its runs itself")
             configs, sweep_name, profile = file_configs(args.name, args.allow_large), Path(args.name).stem, "file"
         else:
             profile = args.profile or "quick"
-            configs, sweep_name = sweep_configs(args.name, profile), args.name
+            configs, sweep_name = sweeps.configs(args.name, profile), args.name
     except ConfigError as error:
         parser.error(str(error))
-    if args.executor != "local":  # jobs may run on other machines: pin 'auto' to the jobs' device
+    if args.executor != "local":
         device = "cuda" if args.gpus_per_job else "cpu"
         configs = [c.on(device) if c.train.device == "auto" else c for c in configs]
-    if args.plan:  # before the results folder is made or any config is checked against this machine
-        from experiments import plan
+    return configs, sweep_name, profile
 
-        try:
-            device = plan.make_device(configs[0].device_type() if configs else "auto")
-            print(plan.table([plan.plan_sweep(sweep_name, configs, device, args.workers)], device, args.workers,
-                             profile))
-        except ConfigError as error:
-            parser.error(str(error))
-        return 0
+
+def print_plan(configs: list[RunConfig], sweep_name: str, profile: str, args: argparse.Namespace,
+               parser: cli.Parser) -> int:
+    try:
+        device = plan.make_device(configs[0].device_type() if configs else "auto")
+        print(plan.table([plan.plan_sweep(sweep_name, configs, device, args.workers)], device, args.workers, profile))
+    except ConfigError as error:
+        parser.error(str(error))
+    return 0
+
+
+def check_configs(configs: list[RunConfig], args: argparse.Namespace, parser: cli.Parser) -> None:
+    """The results folder and each task folder are usable; on this machine, every config fits it (all checked
+    before any run)."""
     try:
         check_results_dir(args.results_dir)
         for config in {result_path(c, args.results_dir).parent: c for c in configs}.values():  # each folder once
             check_task_folder(config, args.results_dir)
-        if args.executor == "local":  # runs on this machine: every config must fit it, checked before any runs
+        if args.executor == "local":
             for config in configs:
                 check_fits(config)
                 check_compatible(config)
     except ConfigError as error:
         parser.error(str(error))
+
+
+def build_executor(args: argparse.Namespace, sweep_name: str, parser: cli.Parser) -> Any:
+    try:
+        folder = Path(args.submitit_dir) if args.submitit_dir else default_job_folder() / sweep_name
+        if args.executor != "local":
+            folder = private_job_folder(folder, results_dir(args.results_dir))
+        return make_executor(args.executor, workers=args.workers, partition=args.partition,
+                             time_min=args.time_min, gpus_per_job=args.gpus_per_job,
+                             cpus_per_job=args.cpus_per_job, folder=folder)
+    except (ImportError, RuntimeError, ValueError) as error:
+        parser.error(str(error))
+
+
+def run_until_interrupted(configs: list[RunConfig], executor: Any, args: argparse.Namespace,
+                          argv: list[str] | None) -> dict[str, list[str]] | None:
+    """:func:`run_all`, or None after an interrupt (Ctrl-C or TERM), with the command that resumes the sweep."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
+    try:
+        return run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout)
+    except KeyboardInterrupt:
+        counts = Progress(configs, args.results_dir).counts()
+        command = " ".join(shlex.quote(a) for a in ["python", "-m", "experiments.sweep", *(argv or sys.argv[1:])])
+        print(f"\ninterrupted: {counts['done']} of {counts['total']} runs done, {counts['total'] - counts['done']} "
+              f"left (an interrupted run resumes from its last checkpoint); resume with: {command}", file=sys.stderr)
+        return None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def write_csv(configs: list[RunConfig], sweep_name: str, profile: str, args: argparse.Namespace) -> int:
+    try:
+        text = collect(configs, sweep=sweep_name, profile=profile, root=args.results_dir)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        atomic_write_text(Path(args.csv), text)
+    except OSError as error:  # a full disk, a folder made unwritable meanwhile: the runs are cached
+        print(f"error: --csv {args.csv} cannot be written ({why(error)}); rerun to write it", file=sys.stderr)
+        return 1
+    print(f"wrote {args.csv} ({len(configs)} rows)", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    shard = check_args(args, parser)
+    if args.name.endswith(".json") and (args.list or args.status) and args.profile is None:
+        return _stream_file(args, shard, parser)
+    configs, sweep_name, profile = read_configs(args, parser)
+    if args.plan:  # before the results folder is made or any config is checked against this machine
+        return print_plan(configs, sweep_name, profile, args, parser)
+    check_configs(configs, args, parser)
     everything = configs
     if shard is not None:
         configs = configs[shard[0] - 1::shard[1]]
@@ -339,28 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.status:
         print(Progress(configs, args.results_dir).line())
         return 0
-    try:
-        folder = Path(args.submitit_dir) if args.submitit_dir else default_job_folder() / sweep_name
-        if args.executor != "local":
-            folder = private_job_folder(folder, results_dir(args.results_dir))
-        executor = make_executor(args.executor, workers=args.workers, partition=args.partition,
-                                 time_min=args.time_min, gpus_per_job=args.gpus_per_job,
-                                 cpus_per_job=args.cpus_per_job, folder=folder)
-    except (ImportError, RuntimeError, ValueError) as error:
-        parser.error(str(error))
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
-    interrupted = False
-    try:
-        outcome = run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout)
-    except KeyboardInterrupt:
-        counts = Progress(configs, args.results_dir).counts()
-        command = " ".join(shlex.quote(a) for a in ["python", "-m", "experiments.sweep", *(argv or sys.argv[1:])])
-        print(f"\ninterrupted: {counts['done']} of {counts['total']} runs done, {counts['total'] - counts['done']} "
-              f"left (an interrupted run resumes from its last checkpoint); resume with: {command}", file=sys.stderr)
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if interrupted:
+
+    outcome = run_until_interrupted(configs, build_executor(args, sweep_name, parser), args, argv)
+    if outcome is None:
         return 130
     if outcome["lost"]:
         print(f"error: {len(outcome['lost'])} run(s) lost their worker (e.g. {outcome['lost'][0]}); nothing was "
@@ -370,14 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shard {shard[0]}/{shard[1]} done; the whole sweep: {Progress(everything, args.results_dir).line()}",
               file=sys.stderr)
         return 0
-    try:
-        text = collect(configs, sweep=sweep_name, profile=profile, root=args.results_dir)
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    atomic_write_text(Path(args.csv), text)
-    print(f"wrote {args.csv} ({len(configs)} rows)", file=sys.stderr)
-    return 0
+    return write_csv(configs, sweep_name, profile, args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from experiments.config import ConfigError
 from experiments.runs import RunConfig
 
 
-def _distinct(configs: list[RunConfig], where: str) -> list[RunConfig]:
+def distinct(configs: list[RunConfig], where: str) -> list[RunConfig]:
     keys = [c.key() for c in configs]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{where} lists the same config twice")
@@ -52,7 +52,7 @@ def file_configs(path: str | os.PathLike, allow_large: bool = False) -> list[Run
         {"base": {"task": {"name": "mqar", "num_kv_pairs": 2}, "train": {"steps": 200}},
          "grid": {"model.attention.name": ["softmax", "linear"], "train.seed": [0, 1]}}
     """
-    return _distinct(list(iter_file_configs(path, allow_large)), f"sweep file {path}")
+    return distinct(list(iter_file_configs(path, allow_large)), f"sweep file {path}")
 
 
 def iter_file_configs(path: str | os.PathLike, allow_large: bool = False) -> Iterator[RunConfig]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import math
 import os
 import platform
@@ -33,9 +32,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import synthetic
-from experiments import attention_stats, metrics, untrusted
+from experiments import attention_stats, metrics
+from experiments.checkpoint import TrainingObjects, TrainingState, resume_or_start, save
 from experiments.config import ConfigError, check_choices, param, require, stable_hash
-from experiments.atomic import quarantine
 from experiments.model import EncoderDecoder, ModelConfig, Transformer
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -244,73 +243,8 @@ def gradient_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
     return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_checkpoint(saved: Any, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
-    """Raise ValueError unless ``saved`` is a checkpoint this run could have written: a step within the run,
-    a curve of numbers that ends at that step, the schedule at that step and at this run's rate, and
-    optimiser moments of the parameters' shapes (``load_state_dict`` checks the model's own shapes, not the
-    optimiser's, and would take a planted step of 1e18 or a rate of 1e30)."""
-    if not isinstance(saved, dict) or not {"model", "optimizer", "schedule", "stream", "curve", "step"} <= set(saved):
-        raise ValueError("not a checkpoint's fields")
-    step = saved["step"]
-    if not isinstance(step, int) or not 0 < step <= config.steps:
-        raise ValueError(f"step {step!r} outside 1..{config.steps}")
-    curve = saved["curve"]
-    if not isinstance(curve, list) or not curve or not all(isinstance(p, dict) for p in curve):
-        raise ValueError("curve is not a list of evaluations")
-    steps = [p.get("step") for p in curve]
-    if not all(isinstance(s, int) for s in steps) or steps != sorted(set(steps)) or steps[-1] != step:
-        raise ValueError("curve steps are not increasing to the checkpoint's step")
-    for point in curve:
-        for value in point.values():
-            values = value if isinstance(value, list) else [value]
-            if not all(v is None or _number(v) for v in values):
-                raise ValueError("curve holds a value that is not a number")
-    for name, bound in (("loss_spikes", step), ("train_seconds", math.inf)):
-        value = saved.get(name, 0)
-        if not _number(value) or not 0 <= value <= bound:
-            raise ValueError(f"{name} {value!r} out of range")
-    at_init = saved.get("output_ratio_at_init", [])
-    if not isinstance(at_init, list) or not all(_number(v) for v in at_init):
-        raise ValueError("output_ratio_at_init is not a list of numbers")
-    schedule = saved["schedule"]
-    if not isinstance(schedule, dict) or schedule.get("last_epoch") != step or \
-            schedule.get("base_lrs") != [config.lr, config.lr]:
-        raise ValueError("the schedule is not this run's at the checkpoint's step")
-    stored = saved["optimizer"]
-    groups = stored.get("param_groups") if isinstance(stored, dict) else None
-    expected_lr = config.lr * lr_factor(step, config)
-    if not isinstance(groups, list) or not all(isinstance(g, dict) and _number(g.get("lr")) and
-                                               math.isclose(g["lr"], expected_lr, rel_tol=1e-6) for g in groups):
-        raise ValueError("the optimiser's rate is not this run's at the checkpoint's step")
-    parameters = [p for g in optimizer.param_groups for p in g["params"]]  # the order state_dict numbers them
-    state = stored.get("state")
-    if not isinstance(state, dict) or set(state) - set(range(len(parameters))):
-        raise ValueError("optimiser state of parameters this model does not have")
-    for index, moments in state.items():
-        if not isinstance(moments, dict):
-            raise ValueError("optimiser state is not per-parameter moments")
-        for name in ("exp_avg", "exp_avg_sq"):
-            tensor = moments.get(name)
-            if not isinstance(tensor, torch.Tensor) or tensor.shape != parameters[index].shape or \
-                    not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"optimiser {name} of parameter {index} has the wrong shape or non-finite values")
-        if float(moments.get("step", -1)) != step:
-            raise ValueError(f"optimiser step of parameter {index} is not {step}")
-
-
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from experiments.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
 
 
 @functools.cache
@@ -325,6 +259,78 @@ def cpu_name() -> str:
     return f"CPU ({model or platform.processor() or platform.machine()})"
 
 
+def start(task: Any, model_config: ModelConfig, config: TrainConfig, device: torch.device) -> TrainingObjects:
+    """A fresh run's model, optimiser, schedule and data stream, from its seed."""
+    torch.manual_seed(config.seed)
+    model = build_model(task, model_config).to(device)
+    optimizer = make_optimizer(model, config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    stream = torch.Generator(device=device).manual_seed(data_seed(config.seed))
+    return TrainingObjects(model, optimizer, schedule, stream)
+
+
+def record_interval(both: torch.Tensor, state: TrainingState, model: torch.nn.Module, task: Any,
+                    test: tuple[torch.Tensor, ...], *, autocast: bool) -> int | None:
+    """Close an evaluation interval: add its point to ``state.curve``, or return the step the run diverged at.
+
+    ``both`` is ``(steps, 3)``: each step's task loss, task + auxiliary losses and gradient norm.
+    """
+    losses = both[:, 0]
+    finite = torch.isfinite(both[:, :2]).all(dim=1)
+    if not bool(finite.all()):
+        first_bad = int((~finite).nonzero()[0, 0])
+        return state.step - len(losses) + first_bad + 1
+    state.loss_spikes += loss_spikes(losses, state.curve)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return state.step  # finite losses, but the weights overflowed
+    scores = evaluate(model, task, test, autocast=autocast)
+    if not math.isfinite(scores["test_loss"]):
+        return state.step  # the test loss overflowed at this evaluation
+    point = {"step": state.step, "train_loss": float(losses.mean()), **scores,
+             "grad_norm_max": _finite(float(both[:, 2].max())),
+             "output_ratio": output_ratios(model, test, autocast=autocast)}
+    if not torch.equal(both[:, 0], both[:, 1]):
+        point["train_objective"] = float(both[:, 1].mean())
+    state.curve.append(point)
+    return None
+
+
+def final_metrics(status: str, curve: list[dict[str, Any]], model: torch.nn.Module, task: Any,
+                  test: tuple[torch.Tensor, ...], config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """The detailed evaluation after training; a diverged run keeps its last evaluation, all finite."""
+    if not curve:
+        return {}
+    if status == "diverged":
+        return {"last_finite": curve[-1]}
+    autocast = device.type == "cuda"
+    final = {"train_loss": curve[-1]["train_loss"], **evaluate(model, task, test, autocast=autocast, detailed=True)}
+    if config.test_lengths:
+        final["length_accuracy"] = {str(n): evaluate(model, at_length(task, n), synthetic.test_set(
+            at_length(task, n), device), autocast=autocast)["test_accuracy"] for n in config.test_lengths}
+    return final
+
+
+def _result(status: str, diverged_at: int | None, state: TrainingState, final: dict[str, Any],
+            model: torch.nn.Module, test: tuple[torch.Tensor, ...], device: torch.device,
+            train_seconds: float) -> dict[str, Any]:
+    return {
+        "status": status,
+        "diverged_at_step": diverged_at,
+        "loss_spikes": state.loss_spikes,
+        "steps_run": state.step,
+        "final": final,
+        "curve": state.curve,
+        "train_seconds": train_seconds,
+        "num_parameters": model.num_parameters(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "test_set_sha256": synthetic.tensor_hash(*test),
+        "probes": {"output_ratio_at_init": state.output_ratio_at_init, "null_rate_at_init": state.null_rate_at_init,
+                   "grad_norm_max": max((p["grad_norm_max"] for p in state.curve
+                                         if p.get("grad_norm_max") is not None), default=None)},
+    }
+
+
 def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True,
           checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate; returns metrics, the curve and the status.
@@ -333,52 +339,27 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     early at ``target_accuracy``) or ``diverged`` (``diverged_at_step`` names
     the first step whose loss was NaN or infinite).
 
-    With ``checkpoint``, the model, optimiser, schedule, data-stream
-    generator, curve and step are saved there (atomically) at every
-    evaluation, and a run that finds the file resumes from it; on CPU the
-    resumed run ends with the same result as an uninterrupted one.
+    With ``checkpoint``, the run is saved there at every evaluation and a run
+    that finds the file resumes from it (:mod:`experiments.checkpoint`).
     """
     device = resolve_device(config.device)
     autocast = device.type == "cuda"
-    torch.manual_seed(config.seed)
-    model = build_model(task, model_config).to(device)
-    optimizer = make_optimizer(model, config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    path = Path(checkpoint) if checkpoint is not None else None
+    objects, state = resume_or_start(path, lambda: start(task, model_config, config, device), device,
+                                     steps=config.steps, lr=config.lr,
+                                     lr_at=lambda step: config.lr * lr_factor(step, config))
+    model, optimizer, schedule, stream = objects
     forward = model if config.compile == "none" else torch.compile(model, mode=config.compile)
-    stream = torch.Generator(device=device).manual_seed(data_seed(config.seed))
     test = synthetic.test_set(task, device)
+    if state.step == 0:
+        state.output_ratio_at_init = output_ratios(model, test, autocast=autocast)
+        state.null_rate_at_init = null_rate(model, test, autocast=autocast)
 
-    curve: list[dict[str, float]] = []
-    status, diverged_at, steps_run, spikes = "finished", None, 0, 0
+    status, diverged_at = "finished", None
     recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    earlier_seconds = 0.0  # training time before a resume, so a resumed run reports its whole time
-    if checkpoint is not None and checkpoint.exists():
-        try:
-            # weights_only: a checkpoint is tensors and plain types, so a planted pickle cannot run code here;
-            # read as a plain, bounded file first (a FIFO or a link to /dev/zero there would hang torch.load)
-            limit = untrusted.MAX_BYTES + 64 * model.num_parameters()
-            data = untrusted.read_bytes(checkpoint, root=checkpoint.parent, limit=limit)
-            saved = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-            check_checkpoint(saved, optimizer, config)
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            schedule.load_state_dict(saved["schedule"])
-            stream.set_state(saved["stream"].to(stream.get_state().device))
-            curve, steps_run = list(saved["curve"]), int(saved["step"])
-            spikes, earlier_seconds = int(saved.get("loss_spikes", 0)), float(saved.get("train_seconds", 0.0))
-            at_init = [float(r) for r in saved.get("output_ratio_at_init", [])]
-            null_at_init = saved.get("null_rate_at_init")
-            null_at_init = float(null_at_init) if null_at_init is not None else None
-        except Exception as error:  # noqa: BLE001 - anything that does not load safely is set aside
-            quarantine(checkpoint, f"does not load as a checkpoint of this run ({type(error).__name__})")
-            return train(task, model_config, config, progress=progress, checkpoint=checkpoint)
-    if steps_run == 0:
-        at_init = output_ratios(model, test, autocast=autocast)
-        null_at_init = null_rate(model, test, autocast=autocast)
     started = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=steps_run, disable=not progress, leave=False, dynamic_ncols=True)
-    for step in range(steps_run, config.steps):
+    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, leave=False, dynamic_ncols=True)
+    for step in range(state.step, config.steps):
         batch = synthetic.generate(task, config.batch_size, stream)
         loss, objective = batch_losses(model, batch, autocast=autocast, forward=forward)
         optimizer.zero_grad(set_to_none=True)
@@ -387,66 +368,25 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         optimizer.step()
         schedule.step()
         recent.append(torch.stack([loss.detach(), objective.detach(), grad_norm.detach().float()]))
-        steps_run = step + 1
+        state.step = step + 1
         bar.update(1)
+        if state.step % config.eval_every != 0 and state.step != config.steps:
+            continue
 
-        if steps_run % config.eval_every == 0 or steps_run == config.steps:
-            both = torch.stack(recent)  # (steps, 3): task loss, task + auxiliary losses, gradient norm
-            recent = []
-            losses = both[:, 0]
-            finite = torch.isfinite(both[:, :2]).all(dim=1)
-            if not bool(finite.all()):
-                first_bad = int((~finite).nonzero()[0, 0])
-                diverged_at = steps_run - len(losses) + first_bad + 1
-                status = "diverged"
-                break
-            spikes += loss_spikes(losses, curve)
-            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-                status, diverged_at = "diverged", steps_run  # finite losses, but the weights overflowed
-                break
-            scores = evaluate(model, task, test, autocast=autocast)
-            if not math.isfinite(scores["test_loss"]):
-                status, diverged_at = "diverged", steps_run  # the test loss overflowed at this evaluation
-                break
-            point = {"step": steps_run, "train_loss": float(losses.mean()), **scores,
-                     "grad_norm_max": _finite(float(both[:, 2].max())),
-                     "output_ratio": output_ratios(model, test, autocast=autocast)}
-            if not torch.equal(both[:, 0], both[:, 1]):
-                point["train_objective"] = float(both[:, 1].mean())
-            curve.append(point)
-            if checkpoint is not None:
-                _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                              "schedule": schedule.state_dict(), "stream": stream.get_state(),
-                                              "curve": curve, "step": steps_run, "loss_spikes": spikes,
-                                              "output_ratio_at_init": at_init, "null_rate_at_init": null_at_init,
-                                              "train_seconds": earlier_seconds + time.perf_counter() - started})
-            bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
-            if config.target_accuracy > 0 and scores["test_accuracy"] >= config.target_accuracy:
-                status = "reached_target"
-                break
+        diverged_at = record_interval(torch.stack(recent), state, model, task, test, autocast=autocast)
+        recent = []
+        if diverged_at is not None:
+            status = "diverged"
+            break
+        if path is not None:
+            save(path, objects, state, train_seconds=state.earlier_seconds + time.perf_counter() - started)
+        point = state.curve[-1]
+        bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
+        if config.target_accuracy > 0 and point["test_accuracy"] >= config.target_accuracy:
+            status = "reached_target"
+            break
     bar.close()
 
-    final: dict[str, Any] = {}
-    if status == "diverged" and curve:
-        final = {"last_finite": curve[-1]}  # the last evaluation before the divergence, all finite
-    if status != "diverged" and curve:
-        final = {"train_loss": curve[-1]["train_loss"], **evaluate(model, task, test, autocast=autocast, detailed=True)}
-        if config.test_lengths:
-            final["length_accuracy"] = {str(n): evaluate(model, at_length(task, n), synthetic.test_set(
-                at_length(task, n), device), autocast=autocast)["test_accuracy"] for n in config.test_lengths}
-    return {
-        "status": status,
-        "diverged_at_step": diverged_at,
-        "loss_spikes": spikes,
-        "steps_run": steps_run,
-        "final": final,
-        "curve": curve,
-        "train_seconds": earlier_seconds + time.perf_counter() - started,
-        "num_parameters": model.num_parameters(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "test_set_sha256": synthetic.tensor_hash(*test),
-        "probes": {"output_ratio_at_init": at_init, "null_rate_at_init": null_at_init,
-                   "grad_norm_max": max((p["grad_norm_max"] for p in curve if p.get("grad_norm_max") is not None),
-                                        default=None)},
-    }
+    final = final_metrics(status, state.curve, model, task, test, config, device)
+    return _result(status, diverged_at, state, final, model, test, device,
+                   train_seconds=state.earlier_seconds + time.perf_counter() - started)

@@ -39,13 +39,18 @@ def read_bytes(path: str | os.PathLike | None, *, root: str | os.PathLike, limit
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:  # ELOOP: the name itself is a symlink
         raise Untrusted(f"{path} is not a plain file ({error.strerror})") from None
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:  # checked on the descriptor before any file object: Python refuses to make one of a folder
+        info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
             raise Untrusted(f"{path} is not a plain file (a FIFO, device or folder)")
         if info.st_size > limit:
             raise Untrusted(f"{path} holds {info.st_size} bytes, more than the {limit} a result may")
-        data = file.read(limit + 1)
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    except OSError as error:  # EIO and the like: a file that cannot be read is no result either
+        raise Untrusted(f"{path} cannot be read ({error.strerror})") from None
+    finally:
+        os.close(descriptor)
     if len(data) > limit:
         raise Untrusted(f"{path} grew past {limit} bytes while being read")
     return data

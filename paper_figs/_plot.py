@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # names read from a results folder are text: '$x$' is not mathtext
 import matplotlib.pyplot as plt  # noqa: E402
 
-from experiments.atomic import atomic_path  # noqa: E402
+from experiments.atomic import atomic_path, why  # noqa: E402
 from paper_figs._rows import group, load, value, variant  # noqa: E402,F401 - re-exported for the plot scripts
 
 # One colour per variant, the same in every figure; a variant not listed gets its own from its name (color()).
@@ -50,7 +50,8 @@ def mean_range(values) -> tuple[float, float, float]:
     """Mean, and the distances down to the minimum and up to the maximum (the seed spread as an error bar)."""
     values = list(values)
     average = sum(values) / len(values)
-    return average, average - min(values), max(values) - average
+    # equal values can average a rounding error past their extremes (0.4 three times): a bar is never negative
+    return average, max(0.0, average - min(values)), max(0.0, max(values) - average)
 
 
 def spread_line(ax, xs, groups_of_values, **style):
@@ -97,9 +98,31 @@ def save(fig, out: str) -> None:
     plt.close(fig)
 
 
+def shape_problem(error: Exception) -> str:
+    """What input of the wrong shape raised, in words: a missing column or field by its name."""
+    if isinstance(error, KeyError):
+        return f"missing {error}"
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:120]}"
+
+
+def draw(plot, data, source: str, out: str) -> int:
+    """``plot(data, out)``; data of the wrong shape, an output that cannot be written or a full disk end in
+    one line naming the file, exit status 2."""
+    try:
+        plot(data, out)
+    except (KeyError, ValueError, TypeError, IndexError) as error:  # a damaged or planted input: rows of another shape
+        print(f"error: {source}: not what this figure reads ({shape_problem(error)})", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {why(error)}", file=sys.stderr)
+        return 2
+    finally:
+        plt.close("all")
+    return 0
+
+
 def main(plot, argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: plot_<name>.py INPUT.csv OUTPUT.png", file=sys.stderr)
         return 2
-    plot(load(argv[0]), argv[1])
-    return 0
+    return draw(plot, load(argv[0]), argv[0], argv[1])

@@ -6,11 +6,17 @@ import csv
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
+
+
+REQUIRED_COLUMNS = ("model.attention.name",)  # every row's variant (variant()): every figure, claim and table reads it
 
 
 def read_rows(path) -> list[dict[str, str]]:
-    """A CSV's rows; ValueError (one line naming the file and the problem) for one that is not a UTF-8 CSV
-    with a header, rows of the header's width, and no row."""
+    """A CSV's rows; ValueError (one line naming the file and the problem) for one that is not a plain
+    UTF-8 CSV file with a header holding :data:`REQUIRED_COLUMNS`, rows of the header's width, and no row."""
+    if Path(path).exists() and not Path(path).is_file():  # a folder, or a FIFO that would block the read
+        raise ValueError(f"{path}: not a plain file")
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -20,6 +26,9 @@ def read_rows(path) -> list[dict[str, str]]:
         raise ValueError(f"{path}: not a readable UTF-8 CSV ({str(error)[:120]})") from None
     if not columns or not rows:
         raise ValueError(f"{path}: no columns or no rows")
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; not a sweep CSV")
     if any(None in row or None in row.values() for row in rows):
         raise ValueError(f"{path}: a row has more or fewer cells than the header")
     return rows

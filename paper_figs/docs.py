@@ -7,7 +7,9 @@ Three things are generated, each from files in the repository, never from a run 
 
 - the results table of ``README.md`` (between its ``results`` markers) and the ledger blocks of
   ``docs/results.md``, from the newest dated ledger ``paper_figs/ledger_<profile>_<date>.md``;
-- ``benchmarks/README.md``, from the benchmark JSON files beside it (``experiments.bench_scaling.markdown``).
+- ``benchmarks/README.md``, from the benchmark JSON files beside it (``experiments.bench_scaling.markdown``);
+- the quick start's expected output in ``README.md`` (between its ``quickstart`` markers), from the
+  learning-rate search's run of the same config (``paper_figs/lr_search/quick.csv``).
 
 ``docs/results.md`` also holds a hand-written reading of each claim after its block; ``--check`` fails
 when a reading cites a number (``0.53``, ``8.8x``, ``30x``, ``85%``) that its claim's ledger row and setting
@@ -22,9 +24,13 @@ import re
 import sys
 from pathlib import Path
 
-from experiments.atomic import atomic_write_text
+from experiments.atomic import atomic_write_text, why
 from experiments.bench_scaling import markdown as benchmark_markdown
+from experiments.cache import result_path
+from experiments.run import parse as parse_run
+from experiments.runs import describe
 from paper_figs._ledgers import dated_ledgers, parse
+from paper_figs._rows import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 README, RESULTS, BENCHMARKS = ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "benchmarks" / "README.md"
@@ -123,9 +129,31 @@ def benchmarks_readme(folder: Path = ROOT / "benchmarks") -> str:
     return intro + "\n\n" + "\n\n".join(sections) + "\n"
 
 
+QUICKSTART = ("--task", "mqar", "--attention", "softmax")  # the README's one experiment
+LR_TABLE = ROOT / "paper_figs" / "lr_search" / "quick.csv"
+
+
+def quickstart(table: Path = LR_TABLE) -> str:
+    """What ``python -m experiments.run`` prints for :data:`QUICKSTART`, read from the row of ``table`` that ran
+    the same config (the same cache key on a CPU); a command whose config the table lacks is an error."""
+    _, config = parse_run([*QUICKSTART, "--dry-run"])
+    config = config.on("cpu")
+    row = next((r for r in read_rows(table) if r.get("key") == config.key()), None)  # ValueError naming the file
+    if row is None:
+        raise ValueError(f"{table.relative_to(ROOT)} has no run of {' '.join(QUICKSTART)} ({config.run_id()})")
+    try:
+        result = {"run_id": row["run_id"], "status": row["status"], "steps_run": int(row["steps_run"]),
+                  "config": config.to_dict(), "wall_seconds": float(row["wall_seconds"]),
+                  "device_name": row["device_name"],
+                  "final": {"test_loss": float(row["test_loss"]), "test_accuracy": float(row["test_accuracy"])}}
+    except (KeyError, ValueError) as error:  # a damaged table: a column missing, a cell not a number
+        raise ValueError(f"{table}: the row of {config.run_id()} is not a finished run's ({error})") from None
+    return "```\n" + describe(result, saved_at=str(result_path(config, "results"))) + "\n```"
+
+
 def expected() -> dict[Path, str]:
     ledger = newest_ledger()
-    readme = README.read_text(encoding="utf-8")
+    readme = _replace_between(README.read_text(encoding="utf-8"), "quickstart", quickstart())
     return {README: _replace_between(readme, "results", readme_table(ledger)),
             RESULTS: results_md(ledger, RESULTS.read_text(encoding="utf-8")),
             BENCHMARKS: benchmarks_readme()}
@@ -135,22 +163,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paper_figs.docs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
     args = parser.parse_args(argv)
+    try:
+        return sync(args.check)
+    except OSError as error:  # a folder or an unreadable file where a source or a generated file belongs
+        print(f"error: {why(error)}", file=sys.stderr)
+    except ValueError as error:  # a file that is not UTF-8, or lacks its markers
+        print(f"error: {' '.join(str(error).split())[:300]}", file=sys.stderr)
+    return 2
+
+
+def sync(check: bool) -> int:
+    """Rewrite (or with ``check``, only name) the generated files that are out of date; 1 if any is, or if a
+    reading cites a number its ledger block lacks."""
     stale, wanted = [], expected()
     for path, text in wanted.items():
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
             stale.append(path.relative_to(ROOT))
-            if not args.check:
+            if not check:
                 atomic_write_text(path, text)
     unsupported = unsupported_numbers(wanted[RESULTS])
     for claim, numbers in unsupported.items():
         print(f"docs/results.md: the reading of {claim} cites {', '.join(numbers)}, not in its ledger row or card",
               file=sys.stderr)
-    if args.check and stale:
+    if check and stale:
         print("out of date (run python -m paper_figs.docs): " + ", ".join(map(str, stale)), file=sys.stderr)
     elif stale:
         print("rewrote " + ", ".join(map(str, stale)))
-    return 1 if (args.check and stale) or unsupported else 0
+    return 1 if (check and stale) or unsupported else 0
 
 
 if __name__ == "__main__":

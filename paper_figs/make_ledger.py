@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cli
-from experiments.atomic import atomic_write_text
+from experiments.atomic import atomic_write_text, why
 from paper_figs import settings
 from paper_figs._ledgers import MACHINE, dated_ledgers, machine_sensitive
 from paper_figs._rows import read_rows
@@ -152,9 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the committed dated ledgers to compare verdicts with (paper_figs)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; name the ledger file to write")
     committed = dated_ledgers(args.committed, args.profile) if args.committed else []
     text = render(gather(args.sweeps, args.theory, args.speed), args.profile, committed)
-    atomic_write_text(args.out, text)
+    try:
+        atomic_write_text(args.out, text)
+    except OSError as error:  # a full disk, a file where its folder belongs
+        print(f"error: {why(error)}", file=sys.stderr)
+        return 2
     print("\n".join(line for line in text.split("\n") if line.startswith(("Summary", "Machine", "Trained runs"))),
           file=sys.stderr)
     return 0

@@ -7,10 +7,11 @@ Reads the kernel rows of the benchmark's JSON report (``experiments.bench_scalin
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from paper_figs._plot import color, plt, save
+from paper_figs._plot import color, draw, plt, save, shape_problem
 
 
 def plot(report, out):
@@ -37,9 +38,15 @@ def main(argv):
     if len(argv) != 2:
         print("usage: python -m paper_figs.plot_speed speed.json speed.png", file=sys.stderr)
         return 2
-    with open(argv[0]) as handle:
-        plot(json.load(handle), argv[1])
-    return 0
+    source = Path(argv[0])
+    try:
+        if source.exists() and not source.is_file():  # a folder, or a FIFO that would block the read
+            raise ValueError("not a plain file")
+        report = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # a folder, not UTF-8, not JSON, nested too deep
+        print(f"error: {argv[0]}: not the speed benchmark's JSON report ({shape_problem(error)})", file=sys.stderr)
+        return 2
+    return draw(plot, report, argv[0], argv[1])
 
 
 if __name__ == "__main__":

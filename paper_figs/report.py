@@ -25,7 +25,7 @@ from typing import Any
 
 import synthetic
 from experiments import cli, untrusted
-from experiments.atomic import atomic_path, atomic_write_text
+from experiments.atomic import atomic_path, atomic_write_text, why
 from experiments.cache import git_revision
 from paper_figs import make_ledger, settings
 from paper_figs._rows import value, variant
@@ -225,11 +225,9 @@ def gallery(evidence, args, page: Path) -> str:
         maps[variant(row)] = probe
     if not maps:
         return "<p>No attention maps in the results of the gallery sweep (rerun it to record them).</p>"
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from paper_figs._plot import plt  # the figures' matplotlib: names read from a results folder drawn as text
 
     names = sorted(maps)
     heads = max(len(layer) for probe in maps.values() for layer in probe["maps"])
@@ -300,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path(os.environ.get("RESULTS_DIR", "results")))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a folder; name the HTML file to write")
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         probe = args.out.parent / f".{args.out.name}.writable"
@@ -307,7 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         probe.unlink()
     except OSError as error:
         parser.error(f"--out {args.out}: its folder cannot be written ({error.strerror})")
-    atomic_write_text(args.out, render(args))
+    try:  # the page, the runs it copies and the gallery: a full disk or a folder planted at one ends here
+        atomic_write_text(args.out, render(args))
+    except OSError as error:
+        print(f"error: {why(error)}", file=sys.stderr)
+        return 2
     size = sum(p.stat().st_size for p in args.out.parent.rglob("*") if p.is_file())
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB in its folder)", file=sys.stderr)
     return 0

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from experiments.config import param, require
 from experiments.registry import Registry
 
 IGNORE_INDEX = -100
@@ -42,9 +43,21 @@ SPLITS = ("train", "test")
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """The fields every task's config has: the fixed test set a run is judged on (:func:`test_set`). A task's
+    config is a frozen dataclass that subclasses this and calls ``super().__post_init__()``."""
+
+    num_test_examples: int = param(1000, "size of the fixed test set")
+    test_seed: int = param(1_000_003, "seed of the fixed test set")
+
+    def __post_init__(self):
+        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     name: str
-    config: type  # frozen dataclass; must have vocab_size, seq_len, num_test_examples, test_seed
+    config: type[TaskConfig]  # with vocab_size and seq_len besides the test set's fields
     generate: Callable[..., tuple[torch.Tensor, ...]]  # (config, num_examples, generator, *, split)
     summary: str
     kind: str = "lm"
@@ -64,6 +77,8 @@ config_from_dict = _TASKS.config_from_dict
 
 
 def register(task: Task) -> Task:
+    if not (isinstance(task.config, type) and issubclass(task.config, TaskConfig)):
+        raise ValueError(f"task {task.name!r}: its config must subclass synthetic.TaskConfig, got {task.config!r}")
     if task.kind not in KINDS:
         raise ValueError(f"task kind {task.kind!r} is not one of {list(KINDS)}")
     if task.chance is None:

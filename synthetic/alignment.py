@@ -47,7 +47,7 @@ import functools
 import torch
 
 from experiments.config import check_choices, param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 
 PAD, BOS, EOS, FIRST_CONTENT = 0, 1, 2, 3
 PARTICLE = 3  # with particle_fraction > 0: the unaligned target word (content starts at 4 then)
@@ -55,7 +55,7 @@ REORDERINGS = ("identity", "reversal", "local_swaps", "permutation")
 
 
 @dataclasses.dataclass(frozen=True)
-class AlignmentConfig:
+class AlignmentConfig(TaskConfig):
     vocab_size: int = param(32, "vocabulary on each side; content tokens 3..V-1")
     source_len: int = param(12, "source tokens per example")
     reordering: str = param("identity", "target word order", choices=REORDERINGS)
@@ -68,10 +68,9 @@ class AlignmentConfig:
                                         "possible gold link (sure/possible links, Och and Ney 2003; AER as in ReLA, "
                                         "arXiv 2104.07012); without, a particle has no gold link", added=True)
     lexicon_seed: int = param(11, "seed of the word-to-word lexicons")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         check_choices(self)
         require(self.vocab_size >= FIRST_CONTENT + 1, f"vocab_size must be at least 4, got {self.vocab_size}")
         require(self.source_len >= 1, f"source_len must be positive, got {self.source_len}")
@@ -83,7 +82,6 @@ class AlignmentConfig:
                 f"particle_fraction > 0 needs vocab_size >= 5 (token 3 is the particle), got {self.vocab_size}")
         require(not self.possible_links or self.particle_fraction > 0,
                 "possible_links needs particles (particle_fraction > 0): they are the possibly linked words")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
     @property
     def first_content(self) -> int:

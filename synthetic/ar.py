@@ -25,21 +25,20 @@ import dataclasses
 import torch
 
 from experiments.config import check_choices, param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 from synthetic._recall import FILLERS, distinct, filler
 
 
 @dataclasses.dataclass(frozen=True)
-class ARConfig:
+class ARConfig(TaskConfig):
     vocab_size: int = param(64, "vocabulary size V: keys from 1..V/2-1, values from V/2..V-1")
     seq_len: int = param(32, "tokens per example; the query is the last one")
     num_kv_pairs: int = param(8, "key-value pairs N in the context")
     filler: str = param("blank", "positions between context and query: blank (token 0) or random", choices=FILLERS)
     filler_may_collide: bool = param(False, "random filler may equal one of the example's keys")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         check_choices(self)
         n, v = self.num_kv_pairs, self.vocab_size
         require(n >= 1, f"num_kv_pairs must be at least 1, got {n}")
@@ -48,7 +47,6 @@ class ARConfig:
         require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need vocab_size >= {2 * n}, got {v}")
         require(self.seq_len >= 2 * n + 1, f"num_kv_pairs={n} pairs and a query need seq_len >= 2*num_kv_pairs+1 "
                                            f"= {2 * n + 1}, got seq_len={self.seq_len}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
 def generate(config: ARConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):

@@ -26,24 +26,23 @@ import dataclasses
 import torch
 
 from experiments.config import param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
 FIRST_CONTENT = 4
 
 
 @dataclasses.dataclass(frozen=True)
-class CopyingConfig:
+class CopyingConfig(TaskConfig):
     vocab_size: int = param(16, "vocabulary size; content tokens are 4..V-1")
     seq_len: int = param(64, "padded example length; must hold 2 * longest copy + 3")
     train_min_len: int = param(1, "shortest training string")
     train_max_len: int = param(10, "longest training string")
     test_min_len: int = param(1, "shortest test string")
     test_max_len: int = param(10, "longest test string (above train_max_len tests length generalisation)")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.vocab_size >= FIRST_CONTENT + 1,
                 f"vocab_size must be at least {FIRST_CONTENT + 1} (4 special tokens + content), got {self.vocab_size}")
         for split in ("train", "test"):
@@ -52,7 +51,6 @@ class CopyingConfig:
         longest = max(self.train_max_len, self.test_max_len)
         require(self.seq_len >= 2 * longest + 3,
                 f"a copy of {longest} tokens needs seq_len >= 2*{longest}+3 = {2 * longest + 3}, got {self.seq_len}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
 def generate(config: CopyingConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):

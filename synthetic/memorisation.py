@@ -32,20 +32,19 @@ import functools
 import torch
 
 from experiments.config import param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 
 
 @dataclasses.dataclass(frozen=True)
-class MemorisationConfig:
+class MemorisationConfig(TaskConfig):
     vocab_size: int = param(256, "vocabulary: key tokens from 1..V/2-1, values from V/2..V-1")
     num_facts: int = param(64, "size of the fixed key -> value table")
     key_tokens: int = param(1, "tokens per key; 2+ makes the value a joint function the MLP must store")
     seq_len: int = param(32, "tokens per example (seq_len / (key_tokens + 1) facts)")
     map_seed: int = param(7, "seed of the fact table")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.vocab_size >= 4, f"vocab_size must be at least 4, got {self.vocab_size}")
         require(1 <= self.key_tokens <= 8, f"key_tokens must be in [1, 8], got {self.key_tokens}")
         keys = (self.vocab_size // 2 - 1) ** self.key_tokens
@@ -56,7 +55,6 @@ class MemorisationConfig:
         width = self.key_tokens + 1
         require(self.seq_len >= width and self.seq_len % width == 0,
                 f"seq_len must be a positive multiple of key_tokens + 1 = {width}, got {self.seq_len}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
 @functools.lru_cache(maxsize=16)

@@ -31,21 +31,20 @@ import dataclasses
 import torch
 
 from experiments.config import check_choices, param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 from synthetic._recall import FILLERS, distinct, filler
 
 @dataclasses.dataclass(frozen=True)
-class MQARConfig:
+class MQARConfig(TaskConfig):
     vocab_size: int = param(256, "vocabulary size V: keys from 1..V/2-1, values from V/2..V-1")
     seq_len: int = param(64, "tokens per example")
     num_kv_pairs: int = param(8, "key-value pairs N per example; each key is queried once")
     power_a: float = param(0.01, "query slot g drawn with p(g) ∝ (g+1)^(a-1); 1 is uniform")
     filler: str = param("random", "non-query positions: blank (token 0) or random tokens", choices=FILLERS)
     filler_may_collide: bool = param(False, "random filler may equal one of the example's keys")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         check_choices(self)
         n, v, length = self.num_kv_pairs, self.vocab_size, self.seq_len
         require(n >= 1, f"num_kv_pairs must be at least 1, got {n}")
@@ -56,7 +55,6 @@ class MQARConfig:
         require(4 * n <= length, f"num_kv_pairs={n} pairs and their queries need seq_len >= 4*num_kv_pairs "
                                  f"= {4 * n}, got seq_len={length}")
         require(self.power_a > 0, f"power_a must be positive, got {self.power_a}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
 def _query_slots(num_slots: int, count: int, power_a: float, batch: int, generator: torch.Generator) -> torch.Tensor:

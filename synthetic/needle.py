@@ -30,7 +30,7 @@ import dataclasses
 import torch
 
 from experiments.config import param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 
 FIRST_FILLER = 1  # 0 is kept free (unused), as a pad for callers that need one
 
@@ -42,16 +42,15 @@ def _ranges(vocab_size: int) -> tuple[tuple[int, int], tuple[int, int], tuple[in
 
 
 @dataclasses.dataclass(frozen=True)
-class NeedleConfig:
+class NeedleConfig(TaskConfig):
     vocab_size: int = param(256, "vocabulary: filler below V/2, keys and values above, disjoint")
     seq_len: int = param(256, "tokens per example (haystack + queries)")
     depth: float | None = param(None, "target needle position as a fraction of the haystack; None: uniform")
     num_distractors: int = param(0, "other needles (different keys) hidden in the haystack")
     num_queries: int = param(1, "keys asked at the end: the target's, then distractors'")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         (f0, f1), (k0, k1), (v0, v1) = _ranges(self.vocab_size)
         require(f1 > f0 and k1 > k0 and v1 > v0, f"vocab_size={self.vocab_size} leaves an empty filler, key or "
                                                  f"value range; use at least 16")
@@ -65,7 +64,6 @@ class NeedleConfig:
                 f"{needles} needles and {self.num_queries} queries need seq_len >= {2 * needles + self.num_queries}, "
                 f"got {self.seq_len}")
         require(self.depth is None or 0.0 <= self.depth <= 1.0, f"depth must be in [0, 1] or None, got {self.depth}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
 
 def generate(config: NeedleConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):

@@ -23,24 +23,22 @@ import dataclasses
 import torch
 
 from experiments.config import param, require
-from synthetic import IGNORE_INDEX, Task, register
+from synthetic import IGNORE_INDEX, Task, TaskConfig, register
 
 BLANK, MARKER, FIRST_CONTENT = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
-class SelectiveCopyingConfig:
+class SelectiveCopyingConfig(TaskConfig):
     vocab_size: int = param(16, "vocabulary size; content tokens are 2..V-1")
     region_len: int = param(32, "positions the content tokens are scattered over")
     num_tokens: int = param(4, "content tokens to copy, in order")
-    num_test_examples: int = param(1000, "size of the fixed test set")
-    test_seed: int = param(1_000_003, "seed of the fixed test set")
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.vocab_size >= FIRST_CONTENT + 1, f"vocab_size must be at least 3, got {self.vocab_size}")
         require(1 <= self.num_tokens <= self.region_len,
                 f"need 1 <= num_tokens <= region_len, got num_tokens={self.num_tokens}, region_len={self.region_len}")
-        require(self.num_test_examples >= 1, f"num_test_examples must be at least 1, got {self.num_test_examples}")
 
     @property
     def seq_len(self) -> int:

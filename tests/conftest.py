@@ -1,4 +1,4 @@
-"""Shared test set-up: one torch thread (two cores; oversubscription is 30-300x slower).
+"""Shared test set-up: one torch thread (two cores; several threads per worker oversubscribe the cores).
 
 Without CUDA, Triton kernels run in Triton's interpreter on CPU tensors
 (fp32 only: its bf16 dots are wrong); the variable must be set before any

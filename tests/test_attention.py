@@ -7,10 +7,12 @@ tested without editing this one.
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_close
+from helpers import assert_close, qkv, shape_id
 
 from experiments.attention.base import cache_bytes
 from experiments.attention._linear import LinearFamilyModule
@@ -21,19 +23,6 @@ from experiments.config import ConfigError
 
 NAMES = attention.names()
 SHAPES = [(2, 2, 16, 8), (1, 3, 7, 4)]  # (B, H, T, D)
-
-
-def shape_id(shape):
-    return "B{}-H{}-T{}-D{}".format(*shape)
-
-
-def qkv(shape, *, seed=0, dtype=torch.float64, tk=None, requires_grad=False):
-    batch, heads, time, dim = shape
-    generator = torch.Generator().manual_seed(seed)
-    q = torch.randn(batch, heads, time, dim, generator=generator, dtype=dtype)
-    k = torch.randn(batch, heads, tk or time, dim, generator=generator, dtype=dtype)
-    v = torch.randn(batch, heads, tk or time, dim, generator=generator, dtype=dtype)
-    return [t.requires_grad_(requires_grad) for t in (q, k, v)]
 
 
 def call(name, q, k, v, *, causal, **overrides):
@@ -86,6 +75,15 @@ def test_output_shape(name, causal, shape):
     out, _ = call(name, q, k, v, causal=causal)
     assert out.shape == shape
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_module_class_is_written_out_in_the_variant_file(name):
+    """A traceback names a class a grep finds: no class made with ``type()``."""
+    module_class = attention.get(name).module
+    assert issubclass(module_class, attention.AttentionModule)
+    source = Path(sys.modules[module_class.__module__].__file__).read_text(encoding="utf-8")
+    assert f"class {module_class.__name__}(" in source
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,18 +7,15 @@ import math
 
 import pytest
 import torch
-from helpers import assert_close
+from helpers import assert_close, qkv
 
 from experiments import attention
+
+SHAPE = (2, 3, 7, 4)  # (B, H, T, D)
 
 
 def logits_of(q, k):
     return (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
-
-
-def qkv(t=7, *, seed=0, spread=1.0):
-    generator = torch.Generator().manual_seed(seed)
-    return [spread * torch.randn(2, 3, t, 4, generator=generator, dtype=torch.float64) for _ in range(3)]
 
 
 def by_entry(rule, q, k, *, causal=True):
@@ -34,7 +31,7 @@ def by_entry(rule, q, k, *, causal=True):
 
 
 def test_softmax1_is_softmax_with_an_extra_zero_logit():
-    q, k, v = qkv()
+    q, k, v = qkv(SHAPE)
     expected = by_entry(lambda z, h, n: z.exp() / (1 + z.exp().sum()), q, k)
     variant = attention.get("softmax1")
     assert_close(variant.weights(q, k, causal=True), expected, "weights")
@@ -49,7 +46,7 @@ def test_softmax1_rows_can_empty_out_where_softmax_cannot():
 
 
 def test_ssmax_is_n_to_the_s_z_normalised_with_one_s_per_head():
-    q, k, v = qkv()
+    q, k, v = qkv(SHAPE)
     s = torch.tensor([0.3, 0.43, 1.5], dtype=torch.float64)
     expected = by_entry(lambda z, h, n: n ** (s[h] * z) / (n ** (s[h] * z)).sum(), q, k)
     variant = attention.get("ssmax")
@@ -69,7 +66,7 @@ def test_ssmax_learns_s_and_keeps_it_fixed_when_asked():
 
 
 def test_softpick_is_the_rectified_softmax():
-    q, k, v = qkv(spread=0.8)
+    q, k, v = qkv(SHAPE, spread=0.8)
     expected = by_entry(lambda z, h, n: (z.exp() - 1).clamp_min(0) / (z.exp() - 1).abs().sum(), q, k)
     variant = attention.get("softpick")
     for fn in (variant.weights, lambda q, k, **kw: variant.reference(q, k, torch.eye(7, dtype=q.dtype)
@@ -81,7 +78,7 @@ def test_softpick_is_the_rectified_softmax():
 
 
 def test_softpick_gives_null_rows_and_stays_finite_at_large_logits():
-    q, k, v = qkv()
+    q, k, v = qkv(SHAPE)
     variant = attention.get("softpick")
     negative = variant.weights(q.abs(), -k.abs(), causal=True)  # every logit <= 0
     assert torch.equal(negative, torch.zeros_like(negative)), "a row of non-positive logits is all zero"
@@ -90,7 +87,7 @@ def test_softpick_gives_null_rows_and_stays_finite_at_large_logits():
 
 
 def test_stick_breaking_is_the_product_from_the_nearest_key():
-    q, k, v = qkv()
+    q, k, v = qkv(SHAPE)
 
     def rule(z, h, n):
         beta = torch.sigmoid(z)

@@ -41,6 +41,9 @@ def test_the_readme_table_has_one_row_per_claim_of_the_newest_ledger_with_its_ve
 def test_the_readme_is_a_front_door():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) < 250
+    first_screen = "\n".join(lines[:40])
+    for start in ("make test", "make all", "python -m experiments.run", "<!-- /quickstart -->", "\naccuracy "):
+        assert start in first_screen, f"the quick start's {start.strip()!r} is not on the first screen"
     first_screens = "\n".join(lines[:60])
     assert "![" in first_screens and "reproduced" in first_screens  # a result figure and the verdicts up front
     body = "\n".join(line for line in lines if "ledger_" not in line)

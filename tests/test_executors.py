@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import subprocess_env
 
-from experiments import cache, executors, progress, runs, sweep
+from experiments import cache, executors, progress, runs, sweep, sweeps
 from experiments.config import ConfigError
 from experiments.executors import LocalExecutor, Lost, SubmititExecutor, make_executor
 
@@ -304,7 +304,7 @@ def test_a_running_run_keeps_its_lock_fresh(tmp_path, monkeypatch):
 
 
 def test_a_gpu_sweep_sent_elsewhere_gets_the_key_its_jobs_will_write():
-    config = sweep.sweep_configs("mqar_width", "smoke")[0]
+    config = sweeps.configs("mqar_width", "smoke")[0]
     assert config.train.device == "auto"
     assert config.on("cuda").key() != config.on("cpu").key()
     assert config.key() == config.on(config.device_type()).key()  # 'auto' shares the resolved device's key

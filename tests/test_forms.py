@@ -2,8 +2,11 @@
 
 Element-wise variants (the ReLU family and sigmoid): materialised,
 blockwise (custom backward, no T x T matrix held) and fused (Triton; on
-CPU in the interpreter, fp32). Linear family: parallel, chunked and
-recurrent forms, and the dispatch to fla's kernels on CUDA.
+CPU in the interpreter, fp32). The blockwise form and every launch of the
+fused kernels write into output and gradient buffers filled with NaN, so a
+tile left unwritten fails the comparison instead of reading as 0. Linear
+family: parallel, chunked and recurrent forms, and fla's chunk kernel
+(``fla_chunk``) on CUDA.
 """
 
 from __future__ import annotations
@@ -12,26 +15,36 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import assert_close, qkv, shape_id
 
 from experiments import attention
-from experiments.attention import _elementwise, _linear, accepted_params
+from experiments.attention import _elementwise, _elementwise_spec, _linear, accepted_params, linear
 from experiments.attention._elementwise import elementwise_attention
 from experiments.attention.base import causal_mask
 from experiments.config import ConfigError
 
 ELEMENTWISE = [name for name in attention.names() if "blockwise" in attention.get(name).forms]
+LINEAR_FAMILY = [name for name in attention.names() if "chunked" in attention.get(name).forms]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FUSED = _elementwise.fused_available(torch.device(DEVICE))
+NAN = float("nan")
 
 
 def test_the_elementwise_variants_are_the_relu_family_and_sigmoid():
     assert sorted(ELEMENTWISE) == ["rela_g", "rela_i", "relu", "relu_len", "reluformer", "sigmoid"]
 
 
-def qkv(tq, tk, d, dv, *, dtype, device="cpu", seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(2, 3, t, e, generator=gen, dtype=dtype).to(device).requires_grad_()
-            for t, e in ((tq, d), (tk, d), (tk, dv))]
+@pytest.fixture
+def poisoned_blocks(monkeypatch):
+    """The blockwise form's output and gradient buffers allocated full of NaN; yields the shapes allocated."""
+    allocated = []
+
+    def nan_filled(shape, like):
+        allocated.append(tuple(shape))
+        return like.new_full(shape, NAN)
+
+    monkeypatch.setattr(_elementwise, "_empty", nan_filled)
+    return allocated
 
 
 def outputs_and_grads(fn, tensors, seed=1):
@@ -50,43 +63,62 @@ def variant_fns(name, form, **extra):
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
-@pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("shape", [(70, 70, 24, 24), (33, 100, 16, 40)])  # blocks that do not divide T; Tq < Tk
-def test_blockwise_equals_the_reference(name, causal, shape):
-    tensors = qkv(*shape, dtype=torch.float64)
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "full"])
+@pytest.mark.parametrize("shape", [(2, 3, 70, 70, 24, 24), (2, 3, 33, 100, 16, 40)],  # blocks that do not
+                         ids=shape_id)                                                # divide T; Tq < Tk
+def test_blockwise_equals_the_reference(name, causal, shape, poisoned_blocks):
+    tensors = qkv(shape, requires_grad=True)
     attend, reference = variant_fns(name, "blockwise")
-    for got, want in zip(outputs_and_grads(attend(causal), tensors), outputs_and_grads(reference(causal), tensors)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    got = outputs_and_grads(attend(causal), tensors)
+    assert sorted(poisoned_blocks) == sorted(tuple(t.shape) for t in got), "every buffer came from _empty"
+    for what, a, b in zip(("o", "dq", "dk", "dv"), got, outputs_and_grads(reference(causal), tensors)):
+        assert_close(a, b, f"{name} {what}", tolerance="fp64_blocks")
 
 
 @pytest.mark.skipif(not FUSED, reason="needs Triton (CUDA, or TRITON_INTERPRET=1 on CPU)")
 @pytest.mark.parametrize("name", ELEMENTWISE)
-@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "full"])
 def test_fused_equals_the_reference(name, causal):
-    tensors = qkv(70, 70, 24, 24, dtype=torch.float32, device=DEVICE)
+    tensors = qkv((2, 3, 70, 24), dtype=torch.float32, device=DEVICE, requires_grad=True)
     attend, reference = variant_fns(name, "fused")
     exact = [t.detach().double().requires_grad_() for t in tensors]
     want = outputs_and_grads(reference(causal), exact)
-    for got, ref in zip(outputs_and_grads(attend(causal), tensors), want):
-        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-4)
+    for what, got, ref in zip(("o", "dq", "dk", "dv"), outputs_and_grads(attend(causal), tensors), want):
+        assert_close(got.double(), ref, f"{name} {what}", tolerance="fp32_against_fp64")
+
+
+def launched(q, k, v, grad, **modes):
+    """``o, dq, dk, dv`` from the fused kernels' launches, each written into a buffer full of NaN."""
+    from experiments.attention import _elementwise_triton as fused
+
+    out = q.new_full((*q.shape[:-1], v.shape[-1]), NAN)
+    fused.forward_launch(q, k, v, out, **modes)()
+    dq, dk, dv = (torch.full_like(t, NAN) for t in (q, k, v))
+    for launch in fused.backward_launches(q, k, v, grad, dq, dk, dv, **modes):
+        launch()
+    return out, dq, dk, dv
 
 
 @pytest.mark.skipif(not FUSED, reason="needs Triton (CUDA, or TRITON_INTERPRET=1 on CPU)")
-@pytest.mark.parametrize("shape", [(33, 100, 16, 40), (1, 65, 64, 64), (130, 130, 64, 32)])
+@pytest.mark.parametrize("shape", [(2, 3, 33, 100, 16, 40), (2, 3, 1, 65, 64, 64), (2, 3, 130, 130, 64, 32)],
+                         ids=shape_id)
 @pytest.mark.parametrize("modes", [("relu", "none", "none"), ("sigmoid", "constant", "none"),
-                                   ("relu", "none", "count")])
-def test_the_fused_kernel_handles_ragged_shapes_and_every_epilogue(shape, modes):
+                                   ("relu", "none", "count")], ids="-".join)
+def test_every_fused_launch_writes_every_element_of_ragged_shapes_at_every_epilogue(shape, modes):
     activation, bias_mode, row_mode = modes
     kwargs = dict(activation=activation, bias_mode=bias_mode, bias=-1.5, row_mode=row_mode, scale=0.3)
-    tensors = qkv(*shape, dtype=torch.float32, device=DEVICE)
-    exact = [t.detach().double().requires_grad_() for t in tensors]
+    codes = dict(act=_elementwise_spec.ACTIVATIONS.index(activation), bias=-1.5, scale=0.3,
+                 bias_mode=_elementwise_spec.BIAS_MODES.index(bias_mode),
+                 row_mode=_elementwise_spec.ROW_MODES.index(row_mode))
+    q, k, v = qkv(shape, dtype=torch.float32, device=DEVICE)
+    grad = torch.randn(*q.shape[:-1], v.shape[-1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    exact = [t.double().requires_grad_() for t in (q, k, v)]
     for causal in (True, False):
-        want = outputs_and_grads(lambda q, k, v: elementwise_attention(q, k, v, causal=causal, form="materialised",
-                                                                       **kwargs), exact)
-        got = outputs_and_grads(lambda q, k, v: elementwise_attention(q, k, v, causal=causal, form="fused",
-                                                                      **kwargs), tensors)
-        for a, b in zip(got, want):
-            torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+        out = elementwise_attention(*exact, causal=causal, form="materialised", **kwargs)
+        want = [out, *torch.autograd.grad(out, exact, grad)]
+        got = launched(q, k, v, grad.to(q).to(DEVICE), causal=causal, **codes)
+        for what, a, b in zip(("o", "dq", "dk", "dv"), got, want):
+            assert_close(a.double().cpu(), b.detach(), f"{causal=} {what}", tolerance="fp32_against_fp64")
 
 
 BF16_HALF_ULP = 2.0**-8  # bf16 keeps 8 significant bits: rounding moves a value by at most this, relatively
@@ -131,7 +163,7 @@ def test_fused_bf16_on_cuda_is_within_its_rounding_of_the_kernel_in_fp64():
     # dQ and dK by a whole term: no fixed tolerance is right. Modelled on the same bf16 inputs, with the
     # kernel's own casts, the kernel must lie within its rounding of the model, element by element.
     tq, d = 512, 64
-    q, k, v = (t.detach().bfloat16().cuda().requires_grad_() for t in qkv(tq, tq, d, d, dtype=torch.float32))
+    q, k, v = (t.bfloat16().cuda().requires_grad_() for t in qkv((2, 3, tq, d), dtype=torch.float32))
     grad = torch.randn(2, 3, tq, d, generator=torch.Generator().manual_seed(1)).bfloat16().cuda()
     scale = d**-0.5
     out = elementwise_attention(q, k, v, causal=True, scale=scale, row_mode="count", form="fused")
@@ -159,7 +191,7 @@ def largest_saved(fn, tensors) -> int:
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_blockwise_training_holds_no_length_squared_matrix(name):
     t, d = 512, 16
-    tensors = qkv(t, t, d, d, dtype=torch.float32)
+    tensors = qkv((2, 3, t, d), dtype=torch.float32, requires_grad=True)
     attend, _ = variant_fns(name, "blockwise")
     materialised, _ = variant_fns(name, "materialised")
     assert largest_saved(materialised(True), tensors) >= 2 * 3 * t * t  # the check can see a T x T matrix
@@ -173,18 +205,34 @@ def test_auto_materialises_short_sequences_and_goes_blockwise_for_long_ones():
     assert _elementwise.resolve_form("auto", long, 2048) == "blockwise"
 
 
+def test_the_fused_head_dim_limit_is_the_largest_the_block_tables_cover():
+    for dtype, blocks in _elementwise_spec.BLOCKS.items():
+        limit = _elementwise_spec.max_head_dim(dtype)
+        assert limit >= 16, dtype
+        for head_dim in range(1, 2 * limit + 1):
+            covered = all((kernel, _elementwise_spec.head_block(head_dim)) in blocks
+                          for kernel in _elementwise_spec.KERNELS)
+            assert covered == (head_dim <= limit), (dtype, head_dim)
+    assert _elementwise_spec.max_head_dim(torch.float64) == 0
+
+
+def test_the_head_block_rounds_as_triton_does():
+    triton = pytest.importorskip("triton")
+    for dim in range(1, 300):
+        assert _elementwise_spec.next_power_of_2(dim) == triton.next_power_of_2(dim), dim
+        assert _elementwise_spec.head_block(dim) == max(16, triton.next_power_of_2(dim)), dim
+
+
 @pytest.mark.skipif(not _elementwise.fused_available(torch.device("cuda")), reason="needs Triton")
 def test_auto_is_fused_on_cuda_exactly_where_the_kernel_has_blocks():
     from experiments.attention import _elementwise_triton as fused
 
     cuda = torch.device("cuda")
-    for dtype, limit in _elementwise.FUSED_HEAD_DIMS.items():
-        blocks = fused.BLOCKS_FP32 if dtype == torch.float32 else fused.BLOCKS_16BIT
+    for dtype in _elementwise_spec.BLOCKS:
+        limit = _elementwise_spec.max_head_dim(dtype)
         for head_dim in range(1, 2 * limit + 1):
             form = _elementwise.planned_form("auto", cuda, 64, 64, head_dim, dtype)
             assert form == ("fused" if head_dim <= limit else "materialised"), (dtype, head_dim)
-            if form == "fused":
-                assert all((kernel, fused.head_block(head_dim)) in blocks for kernel in ("fwd", "dkdv", "dq"))
     assert _elementwise.planned_form("auto", cuda, 2048, 2048, 256, torch.bfloat16) == "blockwise"
     q = torch.zeros(1, 1, 8, 96)  # fp32 past its limit: refused before any launch, naming the way out
     with pytest.raises(ValueError, match="head dims up to 64.*blockwise"):
@@ -192,7 +240,7 @@ def test_auto_is_fused_on_cuda_exactly_where_the_kernel_has_blocks():
 
 
 def test_bad_forms_and_modes_name_the_choices():
-    q, k, v = qkv(8, 8, 4, 4, dtype=torch.float32)
+    q, k, v = qkv((2, 3, 8, 4), dtype=torch.float32)
     with pytest.raises(ValueError, match="valid values are"):
         elementwise_attention(q, k, v, causal=True, form="flash")
     with pytest.raises(ValueError, match="valid values are"):
@@ -204,7 +252,7 @@ def test_bad_forms_and_modes_name_the_choices():
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
-def test_modules_give_the_same_output_in_every_cpu_form(name):
+def test_modules_give_the_same_output_in_every_cpu_form(name, poisoned_blocks):
     torch.manual_seed(0)
     x = torch.randn(2, 40, 32)
     outs = {}
@@ -212,24 +260,59 @@ def test_modules_give_the_same_output_in_every_cpu_form(name):
         torch.manual_seed(1)
         module = attention.build_module(attention.make_config(name, form=form, block_size=16), d_model=32, num_heads=4)
         outs[form] = module(x)
-    torch.testing.assert_close(outs["blockwise"], outs["materialised"], rtol=1e-5, atol=1e-5)
+    assert poisoned_blocks, "the blockwise form ran"
+    assert_close(outs["blockwise"], outs["materialised"], name, tolerance="fp32_modules")
 
 
-@pytest.mark.parametrize("name", ["linear", "norm_linear", "inline"])
+@pytest.mark.parametrize("name", LINEAR_FAMILY)
 def test_linear_family_chunked_and_recurrent_equal_parallel_in_modules(name):
+    # the PyTorch forms; fla's TF32 kernel has its own bound below
     x = torch.randn(2, 45, 32, generator=torch.Generator().manual_seed(0))
     outs = {}
-    for form in attention.get(name).forms:
+    for form in attention.get(name).forms_on("cpu"):
         torch.manual_seed(1)
         module = attention.build_module(attention.make_config(name, form=form, chunk_size=16), d_model=32,
                                         num_heads=4)
         outs[form] = module(x)
-    torch.testing.assert_close(outs["chunked"], outs["parallel"], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(outs["recurrent"], outs["parallel"], rtol=1e-5, atol=1e-5)
+    assert set(outs) == {"parallel", "chunked", "recurrent"}
+    for form in ("chunked", "recurrent"):
+        assert_close(outs[form], outs["parallel"], f"{name} {form}", tolerance="fp32_modules")
 
 
-def test_the_fla_fast_path_is_off_for_cpu_tensors():
-    assert not _linear.fla_chunk_available(torch.zeros(1, 1, 4, 4))
+def test_auto_runs_parallel_for_short_sequences_and_chunked_for_long_ones_without_fla():
+    cpu = torch.device("cpu")
+    assert _linear.planned_form("auto", cpu, 1024, 1024) == "parallel"
+    assert _linear.planned_form("auto", cpu, 1025, 1025) == "chunked"
+    assert _linear.planned_form("chunked", cpu, 64, 64) == "chunked"
+    q, k, v = qkv((1, 2, 40, 8))
+    assert torch.equal(linear.attend(q, k, v, causal=True, form="auto"),
+                       linear.attend(q, k, v, causal=True, form="parallel"))
+
+
+@pytest.mark.skipif(DEVICE == "cuda", reason="checks the refusal without CUDA")
+def test_fla_chunk_is_refused_without_cuda_naming_the_forms_that_run():
+    cpu = torch.device("cpu")
+    assert not _linear.fla_available(cpu)
+    assert "fla_chunk" not in attention.get("linear").forms_on("cpu")
+    q, k, v = qkv((1, 2, 8, 4))
+    with pytest.raises(ValueError, match=r"fla_chunk.*valid forms here are \['auto', 'parallel', 'chunked', "):
+        linear.attend(q, k, v, causal=True, form="fla_chunk")
+    config = attention.make_config("linear", form="fla_chunk")
+    with pytest.raises(ConfigError, match="form=fla_chunk needs fla-core and a CUDA device.*use auto, parallel"):
+        config.check_run(positions=8, device=cpu, head_dim=4)
+    attention.make_config("linear", form="auto").check_run(positions=8, device=cpu, head_dim=4)
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or not _linear.fla_available(torch.device("cuda")),
+                    reason="needs CUDA and fla-core")
+def test_auto_is_fla_chunk_on_cuda_and_chunked_is_the_pytorch_blocks():
+    cuda = torch.device("cuda")
+    assert _linear.planned_form("auto", cuda, 64, 64) == "fla_chunk"
+    assert _linear.planned_form("chunked", cuda, 64, 64) == "chunked"
+    q, k, v = qkv((1, 2, 40, 8), device="cuda")
+    blocks = linear.attend(q, k, v, causal=True, form="chunked", chunk_size=16)
+    on_cpu = linear.attend(*(t.cpu() for t in (q, k, v)), causal=True, form="chunked", chunk_size=16)
+    assert_close(blocks.cpu(), on_cpu, "chunked on CUDA is the PyTorch blocks, in fp64")
 
 
 TF32_STEP = 2.0**-11  # TF32 keeps 11 significant bits: rounding an input moves it by at most this, relatively
@@ -246,7 +329,7 @@ def test_fla_chunked_is_within_tf32_rounding_of_the_exact_sum_on_cuda():
     fq, fk = (torch.rand(2, 3, 256, 64, generator=gen).cuda().requires_grad_() for _ in range(2))
     v = torch.randn(2, 3, 256, 64, generator=gen).cuda().requires_grad_()
     grad = torch.randn(2, 3, 256, 64, generator=gen).double()
-    assert _linear.fla_chunk_available(fq)
+    assert _linear.fla_available(fq.device)
     num, den = _linear._fla_chunked(fq, fk, v)
     got = [num, den, *torch.autograd.grad(num, (fq, fk, v), grad.to(num))]
     exact = [t.detach().double().cpu().requires_grad_() for t in (fq, fk, v)]

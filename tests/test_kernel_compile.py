@@ -16,7 +16,7 @@ import pytest
 from helpers import ROOT, subprocess_env
 
 from experiments import kernel_compile
-from experiments.attention import _elementwise_triton as fused
+from experiments.attention import _elementwise_spec as spec
 
 TABLE = ROOT / "benchmarks" / "triton_compile.md"
 pytest.importorskip("triton")
@@ -58,7 +58,7 @@ def test_the_committed_table_covers_every_launch_with_no_spills_at_todays_blocks
     assert sorted(rows) == sorted(kernel_compile.rows(kernel_compile.TARGETS)), "rebuild it: make kernels"
     epilogues = len(kernel_compile.epilogues())
     for (kernel, dtype, block, _), row in rows.items():
-        blocks = fused.BLOCKS_FP32 if dtype == "fp32" else fused.BLOCKS_16BIT
+        blocks = spec.BLOCKS_FP32 if dtype == "fp32" else spec.BLOCKS_16BIT
         query_block, key_block, warps = blocks[(kernel, block)]
         assert row["blocks"] == f"{query_block} x {key_block}" and row["warps"] == str(warps), \
             f"{kernel} {dtype} {block}: the table's blocks are not the code's; rebuild it: make kernels"

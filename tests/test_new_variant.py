@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments import attention, bench_scaling, sweep
+from experiments import attention, bench_scaling, sweep, sweeps
 from experiments.runs import run
 from experiments.sweeps._common import make_config
 from paper_figs import _plot, make_ledger, plot_heads
@@ -30,7 +30,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import Variant, causal_mask, check_qkv
+from experiments.attention.base import AttentionModule, Variant, causal_mask, check_qkv
 from experiments.config import param, require
 
 
@@ -54,7 +54,12 @@ def attend(q, k, v, *, causal, eps=1e-6):
     return weights(q, k, causal=causal, eps=eps) @ v
 
 
-register(Variant(name="toy_relu2", config=ToyConfig, attend=attend, reference=attend,
+class ToyAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="toy_relu2", config=ToyConfig, module=ToyAttention, attend=attend, reference=attend,
                  weights=weights, summary="relu(QK^T)^2, row-normalised (a test's toy)"))
 '''
 
@@ -97,25 +102,35 @@ def test_a_variant_from_one_new_file_trains_benchmarks_plots_and_reaches_the_led
     assert ledger.count("\n| R") == 7  # every claim still gets its row; none reads the toy as one of its variants
 
 
-def test_a_variant_without_a_module_gets_one_that_passes_its_config_fields_to_attend_and_weights(toy_variant):
+def test_a_module_of_core_and_matrix_passes_its_config_fields_to_attend_and_weights(toy_variant):
     variant = attention.get(toy_variant)
     module = attention.build_module(attention.make_config(toy_variant, eps=0.5), d_model=8, num_heads=2)
-    assert isinstance(module, attention.AttentionModule) and module.core_params == {"eps": 0.5}
+    assert type(module).__name__ == "ToyAttention" and module.core_params == {"eps": 0.5}
     q, k, v = (torch.randn(1, 2, 5, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
     assert torch.equal(module.mix(q, k, v, causal=True), variant.attend(q, k, v, causal=True, eps=0.5))
     assert torch.equal(module.head_weights(q, k, causal=True), variant.weights(q, k, causal=True, eps=0.5))
     assert not torch.allclose(module.head_weights(q, k, causal=True), variant.weights(q, k, causal=True))
 
 
+def test_a_variant_names_its_module_class():
+    variant = attention.get("relu")
+    fields = dict(name="bad", config=variant.config, attend=variant.attend, reference=variant.reference,
+                  weights=variant.weights, summary="")
+    with pytest.raises(TypeError, match="module"):
+        attention.Variant(**fields)
+    with pytest.raises(TypeError, match="module must be an AttentionModule subclass"):
+        attention.Variant(**fields, module=torch.nn.Linear)
+
+
 def test_the_readme_lists_every_figure_make_builds_and_each_has_its_plot_script():
     root = Path(__file__).resolve().parent.parent
     makefile = (root / "Makefile").read_text()
-    sweeps = re.search(r"^SWEEPS := (.*)$", makefile, re.M).group(1).split()
-    assert set(sweeps) == set(sweep.sweep_names()) - {"lr_search"}  # every sweep is built, lr_search on request
+    built = re.search(r"^SWEEPS := (.*)$", makefile, re.M).group(1).split()
+    assert set(built) == set(sweeps.names()) - {"lr_search"}  # every sweep is built, lr_search on request
     readme = (root / "README.md").read_text()
     table = readme[readme.index("## Figures"):readme.index("## Attention variants")]
     first_cells = re.findall(r"^\| ([^|]+) \|", table, re.M)
     listed = {name for cell in first_cells for name in re.findall(r"`([a-z_]+)\.png`", cell)}
-    assert listed == {*sweeps, "speed"}
+    assert listed == {*built, "speed"}
     for name in listed:
         assert (root / "paper_figs" / f"plot_{name}.py").exists(), name

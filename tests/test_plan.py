@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import synthetic
-from experiments import plan, sweep
+from experiments import plan, sweep, sweeps
 from experiments.train import build_model
 
 H100 = "NVIDIA H100 80GB HBM3"
@@ -16,7 +16,7 @@ H100 = "NVIDIA H100 80GB HBM3"
 
 def rows(text: str) -> dict[str, list[str]]:
     """The table's rows by sweep name (the first column), the header and total left out."""
-    names = set(sweep.sweep_names())
+    names = set(sweeps.names())
     return {line.split()[0]: line.split() for line in text.splitlines() if line.split()[:1] and
             line.split()[0] in names}
 
@@ -27,7 +27,7 @@ def test_a_row_per_sweep_with_its_runs_and_steps(profile, capsys):
     table = rows(capsys.readouterr().out)
     assert sorted(table) == plan.default_sweeps()
     for name, row in table.items():
-        configs = sweep.sweep_configs(name, profile)
+        configs = sweeps.configs(name, profile)
         assert int(row[1]) == len(configs), name
         assert int(row[2].replace(",", "")) == sum(c.train.steps for c in configs), name
 
@@ -37,7 +37,7 @@ def test_the_dense_flops_are_the_models_linear_layers():
     counted by hooks on a real forward, for each (variant, decoder-only / encoder-decoder) of the sweeps."""
     seen = {}
     for name in plan.default_sweeps():
-        for config in sweep.sweep_configs(name, "smoke"):
+        for config in sweeps.configs(name, "smoke"):
             seen.setdefault((config.attention_name, synthetic.kind_of(config.task)), config)
     assert {kind for _, kind in seen} == {"lm", "seq2seq"}
     for (variant, kind), config in seen.items():
@@ -60,7 +60,7 @@ def test_the_dense_flops_are_the_models_linear_layers():
 
 
 def test_flops_per_step_grow_faster_than_length():
-    configs = sweep.sweep_configs("long_context", "full")
+    configs = sweeps.configs("long_context", "full")
     by_length = {c.task.seq_len: plan.step_flops(c) for c in configs if c.attention_name == "softmax"}
     shortest, longest = min(by_length), max(by_length)
     assert by_length[longest] > by_length[shortest]
@@ -77,7 +77,7 @@ def test_the_largest_sweeps_are_the_ones_the_issue_names():
 
 
 def test_halving_the_throughput_doubles_the_compute_time():
-    configs = sweep.sweep_configs("long_context", "full")
+    configs = sweeps.configs("long_context", "full")
     fast = plan.plan_sweep("long_context", configs, plan.make_device("cpu", tflops=0.1), 1)
     slow = plan.plan_sweep("long_context", configs, plan.make_device("cpu", tflops=0.05), 1)
     assert slow.compute_seconds == pytest.approx(2 * fast.compute_seconds, rel=1e-12)
@@ -135,7 +135,7 @@ def test_sweep_plan_with_an_unknown_profile_is_one_line(capsys):
 
 
 def test_a_measured_step_sets_the_sweeps_throughput():
-    configs = sweep.sweep_configs("mqar_pairs", "quick")
+    configs = sweeps.configs("mqar_pairs", "quick")
     device = plan.make_device("cpu")
     modelled = plan.plan_sweep("mqar_pairs", configs, device, 2)
     model_step = modelled.largest.seconds / modelled.largest.steps

@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from experiments import sweep
+from experiments import sweeps
 from experiments.model import ModelConfig, TokenMixing, Transformer
 from experiments.sweeps import _common, lr_search
 
@@ -24,7 +24,7 @@ def test_recipe_rates_match_the_committed_search():
 
 
 def test_the_committed_search_is_the_quick_profile_of_the_sweep():
-    configs = sweep.sweep_configs("lr_search", "quick")
+    configs = sweeps.configs("lr_search", "quick")
     listed = {(r["model.attention.name"], float(r["train.lr"])) for r in committed_rows()}
     assert listed == {(c.attention_name, c.train.lr) for c in configs}
 

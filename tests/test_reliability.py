@@ -23,7 +23,7 @@ import pytest
 from helpers import subprocess_env
 import torch
 
-from experiments import cache, runs, sweep, sweep_files, train
+from experiments import cache, runs, sweep, sweep_files, sweeps, train
 from experiments.config import ConfigError
 from experiments.train import TrainConfig
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def smoke_config():
-    return next(c for c in sweep.sweep_configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
+    return next(c for c in sweeps.configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
 
 
 class Planted:
@@ -158,7 +158,7 @@ def test_a_lock_whose_write_fails_leaves_no_lock_behind(tmp_path, monkeypatch):
             self.handle.close()
 
     monkeypatch.setattr(os, "fdopen", Full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=f"no space left in {tmp_path}"):
         cache.acquire(lock)
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []  # neither an empty lock nor its private file
@@ -298,7 +298,7 @@ def test_the_memory_estimate_grows_with_the_config_and_passes_the_recipe():
     small = smoke_config()
     wide = runs.RunConfig.from_dict({**small.to_dict(), "model": {**small.to_dict()["model"], "d_model": 4096}})
     assert runs.estimated_bytes(wide)["total"] > 100 * runs.estimated_bytes(small)["total"]
-    for config in sweep.sweep_configs("mqar_pairs", "quick"):
+    for config in sweeps.configs("mqar_pairs", "quick"):
         runs.check_fits(config)  # the quick profile fits this machine by a wide margin
 
 
@@ -306,10 +306,10 @@ def test_the_full_long_context_sweep_fits_an_80_gb_gpu_and_a_held_map_still_coun
     # evaluation holds no gradients and one layer at a time; neither SDPA nor the fused kernel keeps a T x T
     # map: counted as training with maps, T=2048 came to about 100 GiB
     gpu = 80 * 10**9
-    for config in sweep.sweep_configs("long_context", "full"):
+    for config in sweeps.configs("long_context", "full"):
         need = runs.estimated_bytes(config.on("cuda"))["total"]
         assert need < 0.9 * gpu, f"{config.run_id()}: {need / 2**30:.1f} GiB"
-    longest = max((c for c in sweep.sweep_configs("long_context", "full") if c.attention_name == "reluformer"),
+    longest = max((c for c in sweeps.configs("long_context", "full") if c.attention_name == "reluformer"),
                   key=lambda c: c.task.seq_len).on("cuda")
     attention = longest.model.attention
     materialised = dataclasses.replace(longest, model=dataclasses.replace(
@@ -624,8 +624,8 @@ def test_a_link_to_an_endless_device_at_a_run_path_is_not_read_whole(tmp_path, w
     path.symlink_to("/dev/zero")
     code = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))\n"
-            "from experiments import runs, sweep\n"
-            "config = next(c for c in sweep.sweep_configs('mqar_pairs', 'smoke') if c.task.num_kv_pairs > 1)\n"
+            "from experiments import runs, sweeps\n"
+            "config = next(c for c in sweeps.configs('mqar_pairs', 'smoke') if c.task.num_kv_pairs > 1)\n"
             f"result, cached = runs.run(config, root={str(tmp_path)!r}, progress=False, lock_timeout=5)\n"
             "print('status', result['status'], cached)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=180,

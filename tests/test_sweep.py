@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import subprocess_env
 
-from experiments import cache, runs, sweep
+from experiments import cache, runs, sweep, sweeps
 from experiments.config import ConfigError
 from experiments.atomic import atomic_path, atomic_write_text
 
@@ -19,20 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_sweep_module_declares_distinct_configs_for_every_profile():
-    assert "mqar_pairs" in sweep.sweep_names()
-    for name in sweep.sweep_names():
-        module = sweep.load_sweep(name)
+    assert "mqar_pairs" in sweeps.names()
+    for name in sweeps.names():
+        module = sweeps.load(name)
         for profile in module.PROFILES:
-            configs = sweep.sweep_configs(name, profile)
+            configs = sweeps.configs(name, profile)
             assert configs and all(isinstance(c, runs.RunConfig) for c in configs)
 
 
 def test_every_sweep_a_verdict_reads_has_three_seeds_and_the_others_two():
     from paper_figs.claims import LEDGER_SWEEPS, MIN_SEEDS
 
-    for name in sweep.sweep_names():
+    for name in sweeps.names():
         for profile in ("quick", "full"):
-            configs = sweep.sweep_configs(name, profile)
+            configs = sweeps.configs(name, profile)
             if name == "lr_search":
                 continue  # a search over rates, not evidence: one seed per rate at quick
             least = MIN_SEEDS if name in LEDGER_SWEEPS or profile == "full" else 2
@@ -40,8 +40,8 @@ def test_every_sweep_a_verdict_reads_has_three_seeds_and_the_others_two():
 
 
 def test_mqar_pairs_covers_the_variants_and_several_pair_counts():
-    assert {c.attention_name for c in sweep.sweep_configs("mqar_pairs", "full")} == {"softmax", "linear", "rela_g"}
-    configs = sweep.sweep_configs("mqar_pairs", "quick")
+    assert {c.attention_name for c in sweeps.configs("mqar_pairs", "full")} == {"softmax", "linear", "rela_g"}
+    configs = sweeps.configs("mqar_pairs", "quick")
     assert {c.attention_name for c in configs} == {"softmax", "linear"}  # the pair D1 compares
     pairs = {c.task.num_kv_pairs for c in configs}
     head_dim = configs[0].model.d_model // configs[0].model.num_heads  # linear attention's feature dimension
@@ -52,16 +52,16 @@ def test_mqar_pairs_covers_the_variants_and_several_pair_counts():
 
 def test_unknown_sweep_or_profile_names_the_choices():
     with pytest.raises(ConfigError, match="valid names are \\[.*'mqar_pairs'"):
-        sweep.sweep_configs("nope", "quick")
+        sweeps.configs("nope", "quick")
     with pytest.raises(ConfigError, match="valid profiles are \\['smoke', 'quick', 'full'\\]"):
-        sweep.sweep_configs("mqar_pairs", "huge")
+        sweeps.configs("mqar_pairs", "huge")
 
 
 def test_smoke_sweep_collects_resumes_and_plots(tmp_path, monkeypatch):
     results, out_csv, out_png = tmp_path / "results", tmp_path / "figs" / "mqar_pairs.csv", tmp_path / "figs" / "f.png"
     assert sweep.main(["mqar_pairs", "--profile", "smoke", "--workers", "1", "--csv", str(out_csv),
                        "--results-dir", str(results)]) == 0
-    configs = sweep.sweep_configs("mqar_pairs", "smoke")
+    configs = sweeps.configs("mqar_pairs", "smoke")
     with open(out_csv) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(configs) == len(list(results.rglob("*.json")))
@@ -97,7 +97,7 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
 
 
 def test_cache_key_depends_on_every_part_of_the_config():
-    base = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    base = sweeps.configs("mqar_pairs", "smoke")[0]
     import dataclasses
 
     changed = [
@@ -111,7 +111,7 @@ def test_cache_key_depends_on_every_part_of_the_config():
 
 
 def test_a_truncated_result_file_is_redone(tmp_path, monkeypatch):
-    config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    config = sweeps.configs("mqar_pairs", "smoke")[0]
     first, cached = runs.run(config, root=tmp_path, progress=False)
     path = cache.result_path(config, tmp_path)
     path.write_text(path.read_text()[:100])  # a crash outside the atomic write
@@ -122,7 +122,7 @@ def test_a_truncated_result_file_is_redone(tmp_path, monkeypatch):
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
-    configs = sweep.sweep_configs("mqar_pairs", "smoke")
+    configs = sweeps.configs("mqar_pairs", "smoke")
     bad = configs[2].key()
     real_train = runs.train
 
@@ -151,7 +151,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
 def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path, live_pid):
     import platform
 
-    config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    config = sweeps.configs("mqar_pairs", "smoke")[0]
     lock = cache.result_path(config, tmp_path).with_suffix(".lock")
     lock.parent.mkdir(parents=True)
     lock.write_text(f"{platform.node()} {live_pid}")  # held by a live process that keeps it fresh
@@ -177,7 +177,7 @@ def test_two_concurrent_runners_do_each_run_once(tmp_path):
     assert first.returncode == second.returncode == 0, logs
     trained = [{line.split("] run ")[1].split()[0] for line in log.splitlines() if "] run " in line}
                for log in logs]
-    configs = sweep.sweep_configs("mqar_width", "smoke")
+    configs = sweeps.configs("mqar_width", "smoke")
     assert not trained[0] & trained[1], "a run was trained by both runners"
     assert trained[0] | trained[1] == {c.run_id() for c in configs}
     assert (tmp_path / "a.csv").read_text().split("\n")[1:] == (tmp_path / "b.csv").read_text().split("\n")[1:]
@@ -210,7 +210,7 @@ def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
 
 
 def test_a_diverged_run_never_counts_as_learned():
-    config = next(c for c in sweep.sweep_configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
+    config = next(c for c in sweeps.configs("mqar_pairs", "smoke") if c.task.num_kv_pairs > 1)
     fine = {"status": "finished", "final": {"test_accuracy": 1.0}}
     assert runs.learning(config, fine)["learned"] == 1
     assert runs.learning(config, {**fine, "status": "diverged"})["learned"] == 0
@@ -221,7 +221,7 @@ def test_a_diverged_run_never_counts_as_learned():
 
 def test_shards_split_a_sweep_into_disjoint_chunks_that_resume(tmp_path, monkeypatch, capsys):
     results = str(tmp_path / "results")
-    configs = sweep.sweep_configs("mqar_pairs", "smoke")
+    configs = sweeps.configs("mqar_pairs", "smoke")
     assert sweep.main(["mqar_pairs", "--profile", "smoke", "--shard", "2/2", "--list"]) == 0
     assert capsys.readouterr().out.split() == [c.run_id() for c in configs[1::2]]
     assert sweep.main(["mqar_pairs", "--profile", "smoke", "--shard", "1/2", "--workers", "1",

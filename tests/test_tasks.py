@@ -262,6 +262,21 @@ def test_memorisation_chance_is_the_most_frequent_value_of_the_table():
 
 
 def test_a_task_without_a_chance_level_cannot_register():
+    config = dataclasses.make_dataclass("C", [], bases=(synthetic.TaskConfig,), frozen=True)
     with pytest.raises(ValueError, match="chance level"):
-        synthetic.register(synthetic.Task(name="no_chance", config=type("C", (), {}), generate=lambda *a, **k: None,
+        synthetic.register(synthetic.Task(name="no_chance", config=config, generate=lambda *a, **k: None,
                                           summary="s"))
+
+
+def test_a_task_whose_config_has_no_test_set_cannot_register():
+    config = dataclasses.make_dataclass("C", [("seq_len", int, 8)], frozen=True)
+    with pytest.raises(ValueError, match="must subclass synthetic.TaskConfig"):
+        synthetic.register(synthetic.Task(name="no_test_set", config=config, generate=lambda *a, **k: None,
+                                          summary="s", chance=lambda c: 0.5))
+    assert "no_test_set" not in synthetic.names()
+
+
+@pytest.mark.parametrize("name", synthetic.names())
+def test_every_task_config_refuses_an_empty_test_set(name):
+    with pytest.raises(ConfigError, match="num_test_examples must be at least 1"):
+        synthetic.make_config(name, num_test_examples=0)

@@ -89,9 +89,9 @@ def test_links_devices_huge_and_deep_files_are_refused(tmp_path):
 
 @pytest.mark.parametrize("plant", ["fifo", "link out", "deep"])
 def test_a_planted_result_is_set_aside_once_and_the_run_is_done_again(tmp_path, plant, capsys):
-    from experiments import cache, sweep
+    from experiments import cache, sweeps
 
-    config = sweep.sweep_configs("mqar_pairs", "smoke")[0]
+    config = sweeps.configs("mqar_pairs", "smoke")[0]
     path = cache.result_path(config, tmp_path)
     path.parent.mkdir(parents=True)
     if plant == "fifo":

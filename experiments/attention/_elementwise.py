@@ -11,18 +11,24 @@ needs a maximum or a sum over its keys, so the sum splits over key blocks
 with no rescaling at all. Three forms compute it:
 
 - ``materialised``: the ``(Tq, Tk)`` weight matrix, then one product (fast
-  for short sequences; memory quadratic in length).
+  for short sequences; memory quadratic in length). The readable one.
 - ``blockwise``: query and key blocks in a loop, with a custom backward
   that recomputes each block's weights, so neither pass holds a ``Tq x Tk``
-  matrix (memory linear in length).
+  matrix (memory linear in length). Each output and gradient tile is summed
+  in a local accumulator and written once, dQ per query block and dK, dV
+  per key block, as the fused backward does.
 - ``fused``: one Triton kernel forward and two backward (dK/dV, dQ), with
   the bias and row scale as in-kernel epilogue options
-  (:mod:`experiments.attention._elementwise_triton`). Runs on CUDA, or on
-  CPU tensors under ``TRITON_INTERPRET=1`` (fp32 only).
+  (:mod:`experiments.attention._elementwise_triton`, imported only to run
+  it). Runs on CUDA, or on CPU tensors under ``TRITON_INTERPRET=1`` (fp32
+  only).
 
-``auto`` picks ``fused`` on CUDA when Triton is installed and the kernel
-takes the head dim at the inputs' dtype (:data:`FUSED_HEAD_DIMS`), otherwise ``materialised`` up to
-:data:`MATERIALISE_MAX` weights per head and ``blockwise`` above.
+This module holds the first two and the choice between forms; what the
+kernels take (modes, blocks, head dims) is :mod:`experiments.attention._elementwise_spec`.
+``auto`` picks ``fused`` on CUDA when Triton is installed and the kernels
+take the head dim at the inputs' dtype (:func:`~experiments.attention._elementwise_spec.max_head_dim`),
+otherwise ``materialised`` up to :data:`MATERIALISE_MAX` weights per head and
+``blockwise`` above.
 """
 
 from __future__ import annotations
@@ -33,18 +39,13 @@ import os
 
 import torch
 
+from experiments.attention import _elementwise_spec as spec
 from experiments.attention.base import causal_mask, check_qkv, visible_counts
 from experiments.attention.base import scores as base_scores
 from experiments.config import check_choices, param, require
 
 FORMS = ("auto", "materialised", "blockwise", "fused")
-ACTIVATIONS = ("relu", "sigmoid")
-BIAS_MODES = ("none", "log_n", "constant")  # b_i = 0, -log n_i, or a given constant
-ROW_MODES = ("none", "count", "sqrt_half_count")  # r_i = 1, 1 / n_i, 1 / sqrt(n_i / 2)
 MATERIALISE_MAX = 1 << 20  # auto: materialise up to this many weights per head (1024 x 1024)
-# the fused kernel's largest head dim per input dtype: where its block tables have a configuration that
-# does not spill (see _elementwise_triton.BLOCKS_16BIT / BLOCKS_FP32)
-FUSED_HEAD_DIMS = {torch.float16: 128, torch.bfloat16: 128, torch.float32: 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ElementwiseForm:
         require(self.form != "fused" or fused_available(device),
                 f"model.attention.form=fused needs Triton and a CUDA device; this run trains on {device.type}: "
                 "use auto, materialised or blockwise")
-        limit = fused_max_head_dim(torch.bfloat16)  # what training on CUDA autocasts to
+        limit = spec.max_head_dim(torch.bfloat16)  # what training on CUDA autocasts to
         require(self.form != "fused" or head_dim is None or head_dim <= limit,
                 f"model.attention.form=fused takes head dims up to {limit}, this model's is {head_dim}: "
                 "use auto, materialised or blockwise, or more heads")
@@ -84,8 +85,9 @@ def _row_terms(tq: int, tk: int, *, causal: bool, bias_mode: str, bias: float, r
 
 
 def _check_modes(activation: str, bias_mode: str, row_mode: str, form: str) -> None:
-    for name, value, valid in (("activation", activation, ACTIVATIONS), ("bias_mode", bias_mode, BIAS_MODES),
-                               ("row_mode", row_mode, ROW_MODES), ("form", form, FORMS)):
+    for name, value, valid in (("activation", activation, spec.ACTIVATIONS),
+                               ("bias_mode", bias_mode, spec.BIAS_MODES),
+                               ("row_mode", row_mode, spec.ROW_MODES), ("form", form, FORMS)):
         if value not in valid:
             raise ValueError(f"unknown {name} {value!r}; valid values are {list(valid)}")
 
@@ -131,25 +133,112 @@ def _key_limit(q_end: int, shift: int, tk: int, causal: bool) -> int:
     return min(tk, q_end + shift) if causal else tk
 
 
+def _empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised buffer for a blockwise output or gradient. Every tile of it is written exactly once, from
+    a local accumulator; the tests replace this function with a NaN fill, so a tile left unwritten shows."""
+    return like.new_empty(shape)
+
+
+def _spans(length: int, block: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each block of ``block`` positions, the last one shorter if ``block`` does not divide."""
+    return [(start, min(length, start + block)) for start in range(0, length, block)]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Blocks:
+    """One blockwise call: its inputs and options, and the weights of one (query block, key block) pair."""
+
+    q: torch.Tensor  # (B, H, Tq, D)
+    k: torch.Tensor  # (B, H, Tk, D)
+    v: torch.Tensor  # (B, H, Tk, Dv)
+    b: torch.Tensor | None  # (Tq, 1) bias, None for 0
+    causal: bool
+    scale: float
+    activation: str
+    block: int
+
+    def sees(self, q_end: int, k_start: int) -> bool:
+        """Whether the query block ending at ``q_end`` sees any of the key block starting at ``k_start``."""
+        tq, tk = self.q.shape[-2], self.k.shape[-2]
+        return k_start < _key_limit(q_end, tk - tq, tk, self.causal)
+
+    def key_spans(self, q_end: int) -> list[tuple[int, int]]:
+        """The key blocks that the query block ending at ``q_end`` sees."""
+        return [(k0, k1) for k0, k1 in _spans(self.k.shape[-2], self.block) if self.sees(q_end, k0)]
+
+    def weights(self, q_span: tuple[int, int], k_span: tuple[int, int]):
+        """Scores, weights and validity mask of a pair, as :func:`_block_weights`."""
+        (q0, q1), (k0, k1) = q_span, k_span
+        rows = torch.arange(q0, q1, device=self.q.device)
+        cols = torch.arange(k0, k1, device=self.q.device)
+        b_blk = None if self.b is None else self.b[q0:q1]
+        shift = self.k.shape[-2] - self.q.shape[-2]
+        return _block_weights(self.q[..., q0:q1, :], self.k[..., k0:k1, :], rows, cols, shift, causal=self.causal,
+                              scale=self.scale, activation=self.activation, b_blk=b_blk)
+
+    def score_grad(self, grad_out: torch.Tensor, q_span: tuple[int, int], k_span: tuple[int, int]):
+        """The pair's weights and d loss / d scores, given ``grad_out`` times the row scale."""
+        (q0, q1), (k0, k1) = q_span, k_span
+        scores, weights, valid = self.weights(q_span, k_span)
+        d_weights = grad_out[..., q0:q1, :] @ self.v[..., k0:k1, :].transpose(-2, -1)  # (B, H, bq, bk)
+        if self.activation == "relu":
+            d_scores = d_weights * (scores > 0)
+        else:
+            sig = torch.sigmoid(scores)
+            d_scores = d_weights * sig * (1 - sig)
+        if valid is not None:
+            d_scores = d_scores * valid
+        return weights, d_scores
+
+
+def _blockwise_out(blocks: _Blocks, r: torch.Tensor | None) -> torch.Tensor:
+    """``o``, one query block at a time over the key blocks it sees."""
+    q, v = blocks.q, blocks.v
+    out = _empty((*q.shape[:-1], v.shape[-1]), q)  # (B, H, Tq, Dv)
+    for q0, q1 in _spans(q.shape[-2], blocks.block):
+        acc = q.new_zeros(*q.shape[:-2], q1 - q0, v.shape[-1])  # (B, H, bq, Dv)
+        for k0, k1 in blocks.key_spans(q1):
+            _, weights, _ = blocks.weights((q0, q1), (k0, k1))
+            acc += weights @ v[..., k0:k1, :]
+        out[..., q0:q1, :] = acc if r is None else acc * r[q0:q1]
+    return out
+
+
+def _blockwise_dq(blocks: _Blocks, grad_out: torch.Tensor) -> torch.Tensor:
+    """dQ, one query block at a time over the key blocks it sees (as the fused dQ kernel)."""
+    q, k = blocks.q, blocks.k
+    dq = _empty(q.shape, q)
+    for q0, q1 in _spans(q.shape[-2], blocks.block):
+        acc = q.new_zeros(*q.shape[:-2], q1 - q0, q.shape[-1])  # (B, H, bq, D)
+        for k0, k1 in blocks.key_spans(q1):
+            _, d_scores = blocks.score_grad(grad_out, (q0, q1), (k0, k1))
+            acc += (d_scores @ k[..., k0:k1, :]) * blocks.scale
+        dq[..., q0:q1, :] = acc
+    return dq
+
+
+def _blockwise_dkdv(blocks: _Blocks, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """dK and dV, one key block at a time over the query blocks that see it (as the fused dK/dV kernel)."""
+    q, k, v = blocks.q, blocks.k, blocks.v
+    dk, dv = _empty(k.shape, k), _empty(v.shape, v)
+    for k0, k1 in _spans(k.shape[-2], blocks.block):
+        dk_acc = k.new_zeros(*k.shape[:-2], k1 - k0, k.shape[-1])  # (B, H, bk, D)
+        dv_acc = v.new_zeros(*v.shape[:-2], k1 - k0, v.shape[-1])  # (B, H, bk, Dv)
+        for q0, q1 in _spans(q.shape[-2], blocks.block):
+            if not blocks.sees(q1, k0):  # causal: these queries come before every key of the block
+                continue
+            weights, d_scores = blocks.score_grad(grad_out, (q0, q1), (k0, k1))
+            dv_acc += weights.transpose(-2, -1) @ grad_out[..., q0:q1, :]
+            dk_acc += (d_scores.transpose(-2, -1) @ q[..., q0:q1, :]) * blocks.scale
+        dk[..., k0:k1, :] = dk_acc
+        dv[..., k0:k1, :] = dv_acc
+    return dk, dv
+
+
 class _Blockwise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, causal, scale, activation, b, r, block):
-        tq, tk = q.shape[-2], k.shape[-2]
-        shift = tk - tq
-        out = q.new_zeros(*q.shape[:-1], v.shape[-1])
-        for q0 in range(0, tq, block):
-            q1 = min(tq, q0 + block)
-            rows = torch.arange(q0, q1, device=q.device)
-            b_blk = None if b is None else b[q0:q1]
-            acc = out[..., q0:q1, :]
-            for k0 in range(0, _key_limit(q1, shift, tk, causal), block):
-                k1 = min(tk, k0 + block)
-                cols = torch.arange(k0, k1, device=q.device)
-                _, weights, _ = _block_weights(q[..., q0:q1, :], k[..., k0:k1, :], rows, cols, shift, causal=causal,
-                                               scale=scale, activation=activation, b_blk=b_blk)
-                acc += weights @ v[..., k0:k1, :]
-            if r is not None:
-                acc *= r[q0:q1]
+        out = _blockwise_out(_Blocks(q, k, v, b, causal, scale, activation, block), r)
         ctx.save_for_backward(q, k, v, b, r)
         ctx.config = (causal, scale, activation, block)
         return out
@@ -157,34 +246,10 @@ class _Blockwise(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, b, r = ctx.saved_tensors
-        causal, scale, activation, block = ctx.config
-        tq, tk = q.shape[-2], k.shape[-2]
-        shift = tk - tq
+        blocks = _Blocks(q, k, v, b, *ctx.config)
         grad_out = grad_out if r is None else grad_out * r
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for q0 in range(0, tq, block):
-            q1 = min(tq, q0 + block)
-            rows = torch.arange(q0, q1, device=q.device)
-            b_blk = None if b is None else b[q0:q1]
-            q_blk, g_blk = q[..., q0:q1, :], grad_out[..., q0:q1, :]
-            for k0 in range(0, _key_limit(q1, shift, tk, causal), block):
-                k1 = min(tk, k0 + block)
-                cols = torch.arange(k0, k1, device=q.device)
-                k_blk, v_blk = k[..., k0:k1, :], v[..., k0:k1, :]
-                scores, weights, valid = _block_weights(q_blk, k_blk, rows, cols, shift, causal=causal, scale=scale,
-                                                        activation=activation, b_blk=b_blk)
-                dv[..., k0:k1, :] += weights.transpose(-2, -1) @ g_blk
-                d_weights = g_blk @ v_blk.transpose(-2, -1)
-                if activation == "relu":
-                    d_scores = d_weights * (scores > 0)
-                else:
-                    sig = torch.sigmoid(scores)
-                    d_scores = d_weights * sig * (1 - sig)
-                if valid is not None:
-                    d_scores = d_scores * valid
-                dq[..., q0:q1, :] += (d_scores @ k_blk) * scale
-                dk[..., k0:k1, :] += (d_scores.transpose(-2, -1) @ q_blk) * scale
-        return dq, dk, dv, None, None, None, None, None, None
+        return (_blockwise_dq(blocks, grad_out), *_blockwise_dkdv(blocks, grad_out),
+                None, None, None, None, None, None)
 
 
 def fused_available(device: torch.device) -> bool:
@@ -198,11 +263,6 @@ def fused_available(device: torch.device) -> bool:
     return True
 
 
-def fused_max_head_dim(dtype: torch.dtype) -> int:
-    """The largest head dim the fused kernel takes at ``dtype`` (0: a dtype it does not take)."""
-    return FUSED_HEAD_DIMS.get(dtype, 0)
-
-
 def planned_form(form: str, device: torch.device, queries: int, keys: int, head_dim: int,
                  dtype: torch.dtype = torch.bfloat16) -> str:
     """The form ``form`` runs as: ``auto`` is fused on CUDA (Triton installed, a head dim the kernel takes at
@@ -210,7 +270,7 @@ def planned_form(form: str, device: torch.device, queries: int, keys: int, head_
     per head, blockwise above."""
     if form != "auto":
         return form
-    if device.type == "cuda" and head_dim <= fused_max_head_dim(dtype) and fused_available(device):
+    if device.type == "cuda" and head_dim <= spec.max_head_dim(dtype) and fused_available(device):
         return "fused"
     return "materialised" if queries * keys <= MATERIALISE_MAX else "blockwise"
 

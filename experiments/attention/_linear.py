@@ -5,19 +5,25 @@ Every member computes, for query ``i`` and the keys ``j`` it sees,
     num_i = sum_j (phi(q_i) . phi(k_j)) v_j        den_i = sum_j phi(q_i) . phi(k_j)
 
 and combines them its own way (``num/den`` for normalised linear attention,
-``norm(num)`` for NormAttention, a centred version for InLine). The three
-forms give the same ``(num, den)``:
+``norm(num)`` for NormAttention, a centred version for InLine). The forms
+(the config's ``form``) give the same ``(num, den)``:
 
 - ``parallel``: the masked ``(Tq, Tk)`` matrix (quadratic memory);
-- ``chunked``: blocks of ``chunk_size`` tokens, a masked matrix inside a block
-  and the fast-weight state ``S = sum phi(k) v^T``, ``z = sum phi(k)`` across
-  blocks (memory linear in length; Yang et al. 2024, arXiv 2312.06635);
-  On CUDA, when ``fla-core`` is installed, ``num`` comes from its Triton
-  chunk kernel (``chunk_linear_attn``, unnormalised, scale 1) and ``den``
-  from a cumulative sum of ``phi(k)``; elsewhere the PyTorch blocks run.
+- ``chunked``: blocks of ``chunk_size`` tokens in PyTorch, a masked matrix
+  inside a block and the fast-weight state ``S = sum phi(k) v^T``,
+  ``z = sum phi(k)`` across blocks (memory linear in length; Yang et al.
+  2024, arXiv 2312.06635);
+- ``fla_chunk``: ``num`` from fla-core's Triton chunk kernel
+  (``chunk_linear_attn``, unnormalised, scale 1) and ``den`` from a
+  cumulative sum of ``phi(k)``; CUDA with ``fla-core`` installed only. The
+  kernel takes a fresh sequence: with a carried state, or fewer queries than
+  keys, this form runs the ``chunked`` blocks (the same sums);
 - ``recurrent``: one token at a time through :func:`step`, carrying only
   ``(S, z)``: the O(1)-state view (Schlag et al. 2021, arXiv 2102.11174),
-  and the literal reference the other forms' final states are tested against.
+  and the literal reference the other forms' final states are tested against;
+- ``auto``: ``fla_chunk`` on CUDA with ``fla-core`` importable; elsewhere
+  ``parallel`` up to :data:`PARALLEL_MAX` query-key pairs per head and
+  ``chunked`` above (:func:`planned_form`).
 
 Every form takes the state of earlier tokens and can return the state after
 its last token (:func:`run`, fla's ``initial_state`` / ``output_final_state``),
@@ -32,7 +38,6 @@ the state before the loop starts.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 
 import torch
@@ -42,7 +47,8 @@ from experiments.attention.base import scores as base_scores
 from experiments.attention._features import FEATURE_MAPS, FeatureMap
 from experiments.config import check_choices, param, require
 
-FORMS = ("parallel", "chunked", "recurrent")
+FORMS = ("auto", "parallel", "chunked", "fla_chunk", "recurrent")
+PARALLEL_MAX = 1 << 20  # auto without fla: the parallel form up to this many query-key pairs per head (1024 x 1024)
 State = tuple[torch.Tensor, torch.Tensor]  # S (B, H, F, Dv), z (B, H, F)
 
 
@@ -51,7 +57,8 @@ class LinearFamilyConfig:
     """Fields every linear-family variant shares; subclasses add their own."""
 
     feature_map: str = param("elu1", "feature map phi", choices=tuple(FEATURE_MAPS))
-    form: str = param("parallel", "parallel (masked matrix), chunked, or recurrent (O(1) state)", choices=FORMS)
+    form: str = param("parallel", "parallel (masked matrix), chunked (PyTorch blocks), fla_chunk (fla's Triton "
+                      "kernel, CUDA), recurrent (O(1) state), or auto", choices=FORMS)
     chunk_size: int = param(64, "tokens per block of the chunked form")
     num_features: int | None = param(None, "performer: random features m (None: head_dim)")
     feature_seed: int = param(0, "performer: seed of the fixed random projection")
@@ -67,14 +74,18 @@ class LinearFamilyConfig:
         require(self.cos_max_len >= 1, f"cos_max_len must be positive, got {self.cos_max_len}")
 
     def check_run(self, *, positions: int, device: torch.device, head_dim: int | None = None) -> None:
-        """Refuse, before training, cosFormer features whose fixed length is shorter than the sequences."""
+        """Refuse, before training, cosFormer features whose fixed length is shorter than the sequences, and
+        fla's kernel where it cannot run."""
         require(self.feature_map != "cosformer" or self.cos_max_len >= positions,
                 f"model.attention.cos_max_len={self.cos_max_len} must be at least the longest sequence, "
                 f"{positions} tokens")
+        require(self.form != "fla_chunk" or fla_available(device),
+                f"model.attention.form=fla_chunk needs fla-core and a CUDA device; this run trains on "
+                f"{device.type}: use {', '.join(form for form in FORMS if form != 'fla_chunk')}")
 
     def holds_matrix(self, *, device: str, queries: int, keys: int, head_dim: int) -> bool:
-        """The parallel form keeps the masked ``(Tq, Tk)`` score matrix; chunked and recurrent keep states."""
-        return self.form == "parallel"
+        """The parallel form keeps the masked ``(Tq, Tk)`` score matrix; the others keep states."""
+        return planned_form(self.form, torch.device(device), queries, keys) == "parallel"
 
     def feature_dim(self, head_dim: int) -> int:
         """Features per head of phi(q), phi(k): what the memory estimate counts (a planted ``num_features`` or
@@ -151,15 +162,25 @@ def _chunked(fq, fk, v, state, chunk_size):
     return torch.cat(nums, dim=-2), torch.cat(dens, dim=-2), state
 
 
-def fla_chunk_available(fq: torch.Tensor) -> bool:
-    """fla's chunk kernel is the fast path: CUDA tensors, fla-core importable, not switched off."""
-    if not fq.is_cuda or os.environ.get("ATTN_NO_FLA") == "1":
+def fla_available(device: torch.device) -> bool:
+    """Whether fla's chunk kernel can run on ``device``: CUDA, with fla-core importable."""
+    if device.type != "cuda":
         return False
     try:
         from fla.ops.linear_attn import chunk_linear_attn  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def planned_form(form: str, device: torch.device, queries: int, keys: int) -> str:
+    """The form ``form`` runs as: ``auto`` is fla_chunk on CUDA with fla-core importable, otherwise parallel up
+    to :data:`PARALLEL_MAX` query-key pairs per head and chunked above; any other form is itself."""
+    if form != "auto":
+        return form
+    if fla_available(device):
+        return "fla_chunk"
+    return "parallel" if queries * keys <= PARALLEL_MAX else "chunked"
 
 
 def _fla_chunked(fq, fk, v):
@@ -194,14 +215,20 @@ def terms(fq, fk, v, *, causal: bool, form: str = "parallel", chunk_size: int = 
     tq, tk = fq.shape[-2], fk.shape[-2]
     if tq > tk:
         raise ValueError(f"causal attention needs at most as many queries ({tq}) as keys ({tk})")
-    if form == "parallel":
-        return _parallel(fq, fk, v, state, final_state)
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; valid forms are {list(FORMS)}")
+    form = planned_form(form, fq.device, tq, tk)
+    if form == "parallel":
+        return _parallel(fq, fk, v, state, final_state)
     prefix = tk - tq
-    if form == "chunked" and state is None and prefix == 0 and fla_chunk_available(fq):
-        num, den = _fla_chunked(fq, fk, v)
-        return num, den, absorb(empty_state(fq, v), fk, v) if final_state else None
+    if form == "fla_chunk":
+        if not fla_available(fq.device):
+            raise ValueError(f"form='fla_chunk' needs fla-core and a CUDA tensor, got a {fq.device.type} tensor; "
+                             f"valid forms here are {[f for f in FORMS if f != 'fla_chunk']}")
+        if state is None and prefix == 0:
+            num, den = _fla_chunked(fq, fk, v)
+            return num, den, absorb(empty_state(fq, v), fk, v) if final_state else None
+        form = "chunked"  # fla's kernel takes a fresh sequence; the blocks carry the state
     state = absorb(state if state is not None else empty_state(fq, v), fk[:, :, :prefix], v[:, :, :prefix])
     fk, v = fk[:, :, prefix:], v[:, :, prefix:]
     run = _chunked(fq, fk, v, state, chunk_size) if form == "chunked" else _recurrent(fq, fk, v, state)

@@ -33,20 +33,15 @@ class Variant:
 
     name: str
     config: type  # frozen dataclass of the variant's hyper-parameters
+    module: type  # AttentionModule subclass, built as module(config, *, d_model, num_heads)
     attend: AttendFn  # the fast functional core
     reference: AttendFn  # a readable version of attend that tests compare with
     weights: WeightsFn | None  # the full attention matrix, where one exists
     summary: str  # one line for listings and --help
-    # AttentionModule subclass: (config, *, d_model, num_heads); None is the plain module around attend and weights
-    module: type | None = None
 
     def __post_init__(self):
-        if self.module is None:
-            matrix = None if self.weights is None else staticmethod(self.weights)
-            title = "".join(part.title() for part in self.name.split("_"))
-            plain = type(f"{title}Attention", (AttentionModule,),
-                         {"core": staticmethod(self.attend), "matrix": matrix, "__module__": self.attend.__module__})
-            object.__setattr__(self, "module", plain)
+        if not (isinstance(self.module, type) and issubclass(self.module, AttentionModule)):
+            raise TypeError(f"variant {self.name!r}: module must be an AttentionModule subclass, got {self.module!r}")
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -62,7 +57,7 @@ class Variant:
         return tuple(form for form in self.forms if device == "cuda" or form not in CUDA_ONLY_FORMS)
 
 
-CUDA_ONLY_FORMS = ("fused",)  # Triton kernels
+CUDA_ONLY_FORMS = ("fused", "fla_chunk")  # Triton kernels: the element-wise one, fla's chunked linear attention
 
 
 @dataclasses.dataclass(frozen=True)

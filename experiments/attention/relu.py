@@ -15,7 +15,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import Variant, check_qkv, default_scale, scores
+from experiments.attention.base import AttentionModule, Variant, check_qkv, default_scale, scores
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
 
@@ -48,6 +48,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
     return elementwise_attention(q, k, v, causal=causal, scale=scale, form=form, block_size=block_size)
 
 
-register(Variant(name="relu", config=ReLUConfig,
+class ReLUAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="relu", config=ReLUConfig, module=ReLUAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="plain ReLU attention, no normalisation (the unstable baseline)"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.attention import register
-from experiments.attention.base import Variant, check_qkv, visible_counts
+from experiments.attention.base import AttentionModule, Variant, check_qkv, visible_counts
 from experiments.attention._elementwise import elementwise_attention
 from experiments.attention.relu import ReLUConfig, relu_scores
 
@@ -37,6 +37,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, form: str = "au
                                  block_size=block_size)
 
 
-register(Variant(name="relu_len", config=ReLULenConfig,
+class ReLULenAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="relu_len", config=ReLULenConfig, module=ReLULenAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="ReLU attention divided by the number of visible keys (Wortsman et al.)"))

@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import (Variant, causal_mask, check_qkv, default_scale, scores,
+from experiments.attention.base import (AttentionModule, Variant, causal_mask, check_qkv, default_scale, scores,
                                         visible_counts)
 from experiments.attention._elementwise import ElementwiseForm, elementwise_attention
 from experiments.config import param, require
@@ -57,6 +57,11 @@ def attend(q, k, v, *, causal: bool, bias: float | None = None, scale: float | N
                                  bias=0.0 if bias is None else bias, form=form, block_size=block_size)
 
 
-register(Variant(name="sigmoid", config=SigmoidConfig,
+class SigmoidAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="sigmoid", config=SigmoidConfig, module=SigmoidAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="sigmoid attention with bias -log n (Ramapuram et al.)"))

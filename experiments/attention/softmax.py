@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None) -> torch.Tensor
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
 
 
-register(Variant(name="softmax", config=SoftmaxConfig,
+class SoftmaxAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="softmax", config=SoftmaxConfig, module=SoftmaxAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="softmax(QK^T/sqrt d) V through PyTorch SDPA"))

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None):
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale)
 
 
-register(Variant(name="softmax1", config=Softmax1Config,
+class Softmax1Attention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="softmax1", config=Softmax1Config, module=Softmax1Attention,
                  attend=attend, reference=reference, weights=weights,
                  summary="off-by-one softmax exp(z)/(1 + sum exp(z)): a zero logit a row may give its mass to"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.attention import register
-from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant, causal_mask, check_qkv, scores
 from experiments.config import param, require
 
 
@@ -57,6 +57,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None, eps: float = 1e
     return weights(q, k, causal=causal, scale=scale, eps=eps) @ v
 
 
-register(Variant(name="softpick", config=SoftpickConfig,
+class SoftpickAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="softpick", config=SoftpickConfig, module=SoftpickAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="softpick relu(e^z - 1) / sum |e^z - 1|: rows may be all zero, no sink"))

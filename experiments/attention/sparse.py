@@ -6,7 +6,7 @@ interpolates between softmax (alpha = 1) and sparsemax (alpha = 2). Rows of
 both sum to 1 and many weights are exactly 0 (baselines of ReLA, docs/claims.md
 R3-R7). The fast path calls the ``entmax`` package (Correia et al. 2019,
 arXiv 1909.00015) on scores whose masked entries are ``-inf``; each
-:func:`reference` applies the sort-based closed form of those papers row by
+``*_reference`` applies the sort-based closed form of those papers row by
 row over the visible keys, and the tests compare the two.
 """
 
@@ -19,7 +19,7 @@ import entmax
 import torch
 
 from experiments.attention import register
-from experiments.attention.base import ScaleConfig, Variant, check_qkv, scores
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant, check_qkv, scores
 
 
 def sparsemax_row(z: torch.Tensor) -> torch.Tensor:
@@ -65,25 +65,47 @@ class Entmax15Config(ScaleConfig):
     pass
 
 
-def sparse_variant(name: str, config: type, normaliser: Callable[..., torch.Tensor],
-                   row_fn: Callable[[torch.Tensor], torch.Tensor], summary: str) -> Variant:
-    """The variant whose weights are ``normaliser`` (an ``entmax`` function) of the masked scores."""
-
-    def weights(q, k, *, causal: bool, scale: float | None = None):
-        return normaliser(scores(q, k, causal=causal, scale=scale), dim=-1)  # (B, H, Tq, Tk), -inf where masked
-
-    def reference(q, k, v, *, causal: bool, scale: float | None = None):
-        check_qkv(q, k, v)
-        return rowwise(row_fn, scores(q, k, causal=causal, scale=scale)) @ v
-
-    def attend(q, k, v, *, causal: bool, scale: float | None = None):
-        check_qkv(q, k, v)
-        return weights(q, k, causal=causal, scale=scale) @ v
-
-    return Variant(name=name, config=config, attend=attend, reference=reference, weights=weights, summary=summary)
+def sparsemax_weights(q, k, *, causal: bool, scale: float | None = None):
+    return entmax.sparsemax(scores(q, k, causal=causal, scale=scale), dim=-1)  # (B, H, Tq, Tk), -inf where masked
 
 
-register(sparse_variant("sparsemax", SparsemaxConfig, entmax.sparsemax, sparsemax_row,
-                        "sparsemax attention (sparse rows that sum to 1)"))
-register(sparse_variant("entmax15", Entmax15Config, entmax.entmax15, entmax15_row,
-                        "1.5-entmax attention (sparse rows that sum to 1)"))
+def sparsemax_reference(q, k, v, *, causal: bool, scale: float | None = None):
+    check_qkv(q, k, v)
+    return rowwise(sparsemax_row, scores(q, k, causal=causal, scale=scale)) @ v
+
+
+def sparsemax_attend(q, k, v, *, causal: bool, scale: float | None = None):
+    check_qkv(q, k, v)
+    return sparsemax_weights(q, k, causal=causal, scale=scale) @ v
+
+
+def entmax15_weights(q, k, *, causal: bool, scale: float | None = None):
+    return entmax.entmax15(scores(q, k, causal=causal, scale=scale), dim=-1)  # (B, H, Tq, Tk), -inf where masked
+
+
+def entmax15_reference(q, k, v, *, causal: bool, scale: float | None = None):
+    check_qkv(q, k, v)
+    return rowwise(entmax15_row, scores(q, k, causal=causal, scale=scale)) @ v
+
+
+def entmax15_attend(q, k, v, *, causal: bool, scale: float | None = None):
+    check_qkv(q, k, v)
+    return entmax15_weights(q, k, causal=causal, scale=scale) @ v
+
+
+class SparsemaxAttention(AttentionModule):
+    core = staticmethod(sparsemax_attend)
+    matrix = staticmethod(sparsemax_weights)
+
+
+class Entmax15Attention(AttentionModule):
+    core = staticmethod(entmax15_attend)
+    matrix = staticmethod(entmax15_weights)
+
+
+register(Variant(name="sparsemax", config=SparsemaxConfig, module=SparsemaxAttention,
+                 attend=sparsemax_attend, reference=sparsemax_reference, weights=sparsemax_weights,
+                 summary="sparsemax attention (sparse rows that sum to 1)"))
+register(Variant(name="entmax15", config=Entmax15Config, module=Entmax15Attention,
+                 attend=entmax15_attend, reference=entmax15_reference, weights=entmax15_weights,
+                 summary="1.5-entmax attention (sparse rows that sum to 1)"))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from experiments.attention import register
-from experiments.attention.base import ScaleConfig, Variant, causal_mask, check_qkv, scores
+from experiments.attention.base import AttentionModule, ScaleConfig, Variant, causal_mask, check_qkv, scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,11 @@ def attend(q, k, v, *, causal: bool, scale: float | None = None):
     return weights(q, k, causal=causal, scale=scale) @ v
 
 
-register(Variant(name="stick_breaking", config=StickBreakingConfig,
+class StickBreakingAttention(AttentionModule):
+    core = staticmethod(attend)
+    matrix = staticmethod(weights)
+
+
+register(Variant(name="stick_breaking", config=StickBreakingConfig, module=StickBreakingAttention,
                  attend=attend, reference=reference, weights=weights,
                  summary="stick-breaking sigmoid(z_ij) prod_{k>j}(1 - sigmoid(z_ik)): recency built in, rows sum <= 1"))

@@ -1,16 +1,17 @@
 """Helpers the sweep modules share, and the recipe every trained sweep starts from.
 
-The recipe (quick profile, two CPU cores) was found by measurement, not
-guessed: with learned absolute positions alone, softmax attention sat at the
-guess among the example's values (MQAR, T=64, 8 pairs: 0.15 after 3000
-steps); a token shift before attention (``model.token_mixing``; see
-:class:`experiments.model.TokenMixing`) lets every variant form recall in a
-few hundred steps. The learning rate of each variant is the one the
-committed learning-rate search chose (``lr_search`` sweep; its table is
-``paper_figs/lr_search/quick.csv`` and ``tests/test_recipe.py`` checks that
-:data:`LEARNING_RATES` still matches it). :data:`RECALL` is the whole recipe
-on the task and schedule of that search; ``python -m experiments.run --task
-mqar`` starts from it unless asked not to (``--recipe none``).
+The recipe puts a token shift before attention (``model.token_mixing``;
+see :class:`experiments.model.TokenMixing`): with learned absolute positions
+alone, softmax attention on MQAR sits at the guess among the example's
+values for longer than a CPU budget has, and with the shift every variant
+forms recall in a few hundred steps (the ``mqar_mixing`` sweep compares the
+two). The learning rate of each variant is the one the committed
+learning-rate search picks (``lr_search`` sweep; its table is
+``paper_figs/lr_search/quick.md``, from ``quick.csv``, and
+``tests/test_recipe.py`` checks that :data:`LEARNING_RATES` matches it).
+:data:`RECALL` is the whole recipe on the task and schedule of that search;
+``python -m experiments.run --task mqar`` starts from it unless asked not to
+(``--recipe none``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ LR_TABLE = Path(__file__).resolve().parents[2] / "paper_figs" / "lr_search" / "q
 # The recall model: the same for every variant of a sweep.
 MIXING = {"token_mixing": "shift"}
 RECALL_MODEL = dict(d_model=32, num_heads=2, **MIXING)  # head_dim 16: linear attention's feature dimension
-# The task and schedule the learning-rate search ran at its quick profile; runs stop at 0.95 test accuracy.
+# The task and schedule of the learning-rate search's quick profile; runs stop at 0.95 test accuracy.
 RECALL_TASK = dict(vocab_size=64, seq_len=64, num_kv_pairs=8, filler="blank", num_test_examples=500)
 RECALL_TRAIN = dict(steps=1200, warmup_steps=100, eval_every=50, target_accuracy=0.95)
 
@@ -39,15 +40,14 @@ RECALL_TRAIN = dict(steps=1200, warmup_steps=100, eval_every=50, target_accuracy
 # fewest steps to the target, then the highest accuracy).
 LEARNING_RATES = {"softmax": 3e-3, "rela_g": 3e-3, "reluformer": 3e-3, "relu": 3e-3, "linear": 3e-3,
                   "sigmoid": 1e-3, "relu_len": 1e-2, "norm_linear": 1e-2, "stick_breaking": 3e-3}
-# Variants not searched take the rate of the searched variant closest to them; a variant added since the
-# search (in neither table) takes softmax's until `make lr-search` includes it.
+# Variants not searched take the rate of the searched variant closest to them; a variant in neither table
+# takes softmax's until `make lr-search` includes it.
 FAMILY = {"sparsemax": "softmax", "entmax15": "softmax", "softmax_ln": "softmax", "rela_i": "rela_g",
           "inline": "linear", "ssmax": "softmax", "softmax1": "softmax", "softpick": "softmax"}
 
 
 # A variant that carries position information of its own runs without a position embedding: stick-breaking's
-# weights fall with distance (Tan et al. 2024, arXiv 2410.17980, train it with none); with learned absolute
-# positions it did not learn the recall task at any searched rate.
+# weights fall with distance (Tan et al. 2024, arXiv 2410.17980, train it with none).
 VARIANT_MODEL = {"stick_breaking": {"positions": "none"}}
 
 

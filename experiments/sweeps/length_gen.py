@@ -13,9 +13,10 @@ sink claim (B3) compares, from the attention statistics at the training
 length (share of mass on the first token per head, all-zero rows). The
 quick profile trains only the variants a claim reads (B2: softmax, SSMax,
 stick-breaking on MQAR, softmax and SSMax on needle, where stick-breaking
-did not learn in the quick budget and so decides nothing; B3: the four
-above), three seeds each; the full profile trains every variant. The filler is blank: with random filler, softmax did
-not learn MQAR without positions within the quick budget.
+does not learn within the quick budget and so would decide nothing; B3: the
+four above), three seeds each; the full profile trains every variant. The
+filler is blank: with random filler, softmax does not learn MQAR without
+positions within the quick budget.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ length; softmax and ReLUFormer on the recall model (token shift) at the
 recipe's learning rates. The ledger compares them at the longest length
 where either learned. The paper finds the two equal at lengths 128 and 256
 and ReLU ahead from 512, so only the full profile (to 2048) can show the
-claim; the quick profile trains at 128 only (at 64 both sat at the target
+claim; the quick profile trains at 128 only (at 64 both reach the target
 accuracy in every seed, which decides nothing), where a tie is what the
 paper predicts and the ledger says inconclusive. Single-query AR gives one
-label per sequence and did not leave chance level in 600 steps at lengths
-32 and 128 on CPU, so the sweep uses MQAR.
+label per sequence, too little to leave chance level within a CPU budget at
+these lengths, so the sweep uses MQAR.
 """
 
 from __future__ import annotations
