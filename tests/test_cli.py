@@ -30,7 +30,7 @@ def files_under(path: Path) -> list[Path]:
 
 @pytest.mark.parametrize("argv,message", [
     (["--attention", "bogus"], "invalid choice: 'bogus' (choose from 'entmax15', 'inline', 'linear'"),
-    (["--task", "nope"], "invalid choice: 'nope' (choose from 'alignment', 'ar', 'copying'"),
+    (["--task", "nope"], "invalid choice: 'nope' (choose from 'alignment', 'ar', 'bigram_backcopy', 'copying'"),
     (["--num-kv-pairs", "40", "--seq-len", "64", "--vocab-size", "256"], "seq_len >= 4*num_kv_pairs = 160"),
     (["--vocab-size", "10", "--num-kv-pairs", "8"], "distinct keys need vocab_size >= 18"),
     (["--d-model", "10", "--num-heads", "3"], "divisible by num_heads"),

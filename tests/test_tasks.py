@@ -15,6 +15,8 @@ TASKS = synthetic.names()
 # A changed value for every knob of every task (besides the test-set fields), so that a knob that never
 # reaches the generator fails here. Values are chosen so the config stays valid.
 KNOB_CHANGES = {
+    "bigram_backcopy": dict(vocab_size=24, seq_len=40, num_triggers=2, zipf_exponent=0.5, peakedness=2.5,
+                            chain_seed=7),
     "mqar": dict(vocab_size=128, seq_len=96, num_kv_pairs=6, power_a=1.0, filler="blank", filler_may_collide=True),
     "ar": dict(vocab_size=32, seq_len=40, num_kv_pairs=5, filler="blank", filler_may_collide=True),
     "copying": dict(vocab_size=9, seq_len=70, train_min_len=3, train_max_len=12, test_min_len=5, test_max_len=20),
