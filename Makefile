@@ -143,7 +143,7 @@ $(FIG_DIR)/speed.json: experiments/bench_scaling.py $(SOURCES) | $(STAMP) check-
 $(FIG_DIR)/speed.png: $(FIG_DIR)/speed.json paper_figs/plot_speed.py paper_figs/_plot.py | $(STAMP)
 	$(PY) -m paper_figs.plot_speed $< $@
 
-$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.json $(NOTEBOOKS) paper_figs/claims.py paper_figs/claims_beyond.py paper_figs/_judging.py \
+$(LEDGER): $(SWEEPS:%=$(FIG_DIR)/%.csv) $(FIG_DIR)/speed.json $(NOTEBOOKS) $(wildcard paper_figs/claims*.py) paper_figs/_judging.py \
   paper_figs/_rows.py paper_figs/_ledgers.py paper_figs/make_ledger.py $(wildcard paper_figs/ledger_*_*.md)
 	$(PY) -m paper_figs.make_ledger --profile $(PROFILE) --sweeps $(FIG_DIR) --theory $(NOTEBOOK_DIR)/verdicts \
 	  --speed $(FIG_DIR)/speed.json --committed paper_figs --out $@
