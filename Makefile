@@ -4,6 +4,7 @@
 #
 #   make all                      # figures at the default profile (quick on CPU, full with a GPU)
 #   make all PROFILE=smoke        # a few minutes: checks the pipeline end to end
+#   make all PROFILE=deep         # the CPU profile that decides the trained claims (`make plan PROFILE=deep`)
 #   make test PYTHON=/opt/env/bin/python   # use an environment you already have
 
 SHELL := /bin/bash
@@ -35,7 +36,7 @@ endif
 STAMP := .make/installed-$(subst /,_,$(PY))
 SOURCES := $(shell find experiments synthetic -name '*.py' -not -path '*/sweeps/*')
 FIG_DIR := paper_figs/$(PROFILE)
-SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length length_gen
+SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory long_context copying_length length_gen sinks
 FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
 LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
 BENCH_ARGS := --batch 2 $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1,--lengths 128 512 --repeats 3)
@@ -58,7 +59,7 @@ DEVICE_MISMATCH := nvidia-smi lists a GPU but the torch of $(PY) cannot use CUDA
 .PHONY: help all figures notebooks ledger report test setup clean clean-results bench lr-search check-device kernels plan
 
 help:  ## list the targets
-	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|full)"
+	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|deep|full)"
 	@echo "make figures  the experiment figures only"
 	@echo "make ledger   the claims ledger ($(LEDGER)); needs the figures and notebooks"
 	@echo "make report   one offline page of every claim, its figures, runs and notebook -> $(REPORT)"
@@ -113,8 +114,9 @@ $(STAMP): pyproject.toml | $(if $(or $(PYTHON),$(VIRTUAL_ENV)),,$(VENV)/bin/pyth
 	$(PY) -m pip install -c .make/torch-constraint.txt -e '.[dev,notebooks]'
 	@touch $@
 
+# The tests spread over WORKERS processes (pytest-xdist), each with one torch thread.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(WORKERS) tests
 
 # The learning-rate search behind the recipe (experiments/sweeps/_common.py); its quick table is committed,
 # so `make all` does not run it. tests/test_recipe.py checks the recipe still matches the table.

@@ -78,7 +78,7 @@ def result_path(config: Any, root: str | os.PathLike | None = None) -> Path:
 
 
 REQUIRED_FIELDS = {"key": str, "config": dict, "status": str, "final": dict, "curve": list}
-RESULT_STATUSES = ("finished", "reached_target", "diverged")
+RESULT_STATUSES = ("finished", "reached_target", "plateaued", "diverged")
 
 
 def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str, Any] | None:

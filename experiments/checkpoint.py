@@ -50,6 +50,7 @@ class TrainingState:
     loss_spikes: int = 0
     output_ratio_at_init: list[float] = dataclasses.field(default_factory=list)
     null_rate_at_init: float | None = None
+    sparsity_at_init: float | None = None
     earlier_seconds: float = 0.0  # training time before a resume, so a resumed run reports its whole time
 
 
@@ -137,7 +138,8 @@ def save(path: Path, objects: TrainingObjects, state: TrainingState, train_secon
                     "schedule": schedule.state_dict(), "stream": stream.get_state(),
                     "curve": state.curve, "step": state.step, "loss_spikes": state.loss_spikes,
                     "output_ratio_at_init": state.output_ratio_at_init,
-                    "null_rate_at_init": state.null_rate_at_init, "train_seconds": train_seconds}, tmp)
+                    "null_rate_at_init": state.null_rate_at_init, "sparsity_at_init": state.sparsity_at_init,
+                    "train_seconds": train_seconds}, tmp)
 
 
 def resume(path: Path, objects: TrainingObjects, device: torch.device, *, steps: int, lr: float,
@@ -154,11 +156,12 @@ def resume(path: Path, objects: TrainingObjects, device: torch.device, *, steps:
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
     stream.set_state(saved["stream"].to(stream.get_state().device))
-    null_at_init = saved.get("null_rate_at_init")
+    null_at_init, sparsity_at_init = saved.get("null_rate_at_init"), saved.get("sparsity_at_init")
     return TrainingState(step=int(saved["step"]), curve=list(saved["curve"]),
                          loss_spikes=int(saved.get("loss_spikes", 0)),
                          output_ratio_at_init=[float(r) for r in saved.get("output_ratio_at_init", [])],
                          null_rate_at_init=float(null_at_init) if null_at_init is not None else None,
+                         sparsity_at_init=float(sparsity_at_init) if sparsity_at_init is not None else None,
                          earlier_seconds=float(saved.get("train_seconds", 0.0)))
 
 

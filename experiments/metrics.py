@@ -1,4 +1,4 @@
-"""Metrics beyond token accuracy: exact match, accuracy by slice, alignment error rate.
+"""Metrics beyond token accuracy: exact match, accuracy by slice, alignment error rate, the sink probe.
 
 AER (Och & Ney 2003) of predicted links ``A`` against sure links ``S`` and
 possible links ``P`` (with ``S`` a subset of ``P``)::
@@ -185,6 +185,55 @@ def ffn_top_mass(model: torch.nn.Module, batch: tuple[torch.Tensor, ...], fracti
         for handle in handles:
             handle.remove()
     return sum(shares) / len(shares)
+
+
+SINK_STATISTICS = ("first_weight_dormant", "first_share_dormant", "first_weight_active", "row_mass_dormant",
+                   "null_dormant", "value_norm_ratio")
+
+
+def sink_statistics(layer_weights: list[torch.Tensor], value_norms: list[torch.Tensor],
+                    active: torch.Tensor) -> dict[str, Any]:
+    """The attention-sink probe (Guo et al. 2024, arXiv 2410.13835) per layer and head of a causal model.
+
+    ``active`` ``(B, T)`` marks the rows whose label needs attention; the
+    others that see at least two keys are the *dormant* rows. Per head:
+    ``first_weight_dormant``, the mean weight on key 0 (the first token) at
+    dormant rows; ``first_share_dormant``, that weight over the row's total
+    (an all-zero row counts 0: it puts nothing there); ``first_weight_active``,
+    the weight on key 0 at active rows; ``row_mass_dormant``, the mean row
+    total at dormant rows (1 for softmax); ``null_dormant``, the share of
+    dormant rows that are all zero; ``value_norm_ratio``, the norm of the first
+    token's value over the mean norm of the others' (a *value drain* is well
+    below 1). ``uniform`` is the weight a row spreading its mass evenly puts
+    on key 0, averaged over the dormant rows.
+    """
+    mask = attention_stats.visible_mask(layer_weights[0], causal=True)  # (T, Tk)
+    seen = mask.sum(dim=-1)  # keys each row sees
+    dormant = ~active.to(mask.device) & (seen >= 2)  # (B, T)
+    awake = active.to(mask.device) & (seen >= 2)
+    per_layer = []
+    for weights, norms in zip(layer_weights, value_norms):
+        w = weights.double().masked_fill(~mask, 0.0)  # (B, H, T, Tk)
+        total = w.sum(dim=-1)
+        first = w[..., 0]
+        share = first / torch.where(total != 0, total, torch.ones_like(total))
+        null = (w == 0).all(dim=-1).double()
+        norms = norms.double()
+        per_layer.append({
+            "first_weight_dormant": _mean_over(first, dormant), "first_share_dormant": _mean_over(share, dormant),
+            "first_weight_active": _mean_over(first, awake), "row_mass_dormant": _mean_over(total, dormant),
+            "null_dormant": _mean_over(null, dormant),
+            "value_norm_ratio": (norms[..., 0] / norms[..., 1:].mean(dim=-1).clamp_min(1e-12)).mean(dim=0).tolist()})
+    uniform = float((1.0 / seen.double()).expand_as(dormant)[dormant].mean()) if dormant.any() else float("nan")
+    return {"per_layer": per_layer, "uniform": uniform}
+
+
+def _mean_over(values: torch.Tensor, rows: torch.Tensor) -> list[float]:
+    """Per head, the mean of ``values`` ``(B, H, T)`` over the marked rows ``(B, T)`` (NaN where none is)."""
+    counted = rows.unsqueeze(1).double()
+    sums = (values * counted).sum(dim=(0, 2))
+    count = counted.sum(dim=(0, 2))
+    return (sums / count).tolist() if float(count.min()) > 0 else [float("nan")] * values.shape[1]
 
 
 def first_example_maps(layer_weights: list[torch.Tensor], tokens: torch.Tensor) -> dict[str, Any]:

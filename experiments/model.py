@@ -197,6 +197,10 @@ class Block(nn.Module):
         h = self._residual(x, self.attn_norm, lambda y: self.attn(y, causal=causal))
         return self.cross.weights(self._input(h, self.cross_norm), memory, causal=False)
 
+    def value_norms(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, T)``: the norm of each token's value vector in self-attention, per head."""
+        return self.attn.project(self._input(x, self.attn_norm))[2].norm(dim=-1)
+
     def output_ratio(self, x: torch.Tensor, memory: torch.Tensor | None = None, *,
                      causal: bool = True) -> torch.Tensor:
         """RMS of the attention's output over the RMS of the residual stream it is added to: how much the
@@ -337,6 +341,16 @@ class Transformer(nn.Module):
             maps.append(block.maps(x)[:, :, self.config.bos:])
             x = block(x)
         return maps, True
+
+    @torch.no_grad()
+    def value_norms(self, batch: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """Per layer, the ``(B, H, 1 + T)`` or ``(B, H, T)`` norms of the values self-attention reads (a start
+        vector's first), the keys of :meth:`attention_maps`."""
+        x, norms = self.embed(batch[0]), []
+        for block in self.blocks:
+            norms.append(block.value_norms(x))
+            x = block(x)
+        return norms
 
     @torch.no_grad()
     def output_ratios(self, batch: tuple[torch.Tensor, ...]) -> list[float]:

@@ -371,7 +371,8 @@ def positive_float(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m experiments.plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="quick", help="the sweeps' size (smoke, quick, full; default quick)")
+    parser.add_argument("--profile", default="quick",
+                        help="the sweeps' size (smoke, quick, deep, full; default quick)")
     parser.add_argument("--sweeps", nargs="+", default=None, metavar="NAME",
                         help=f"sweeps to plan (default: every sweep but {', '.join(NOT_IN_ALL)})")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),

@@ -124,14 +124,16 @@ class RunConfig:
 
 
 def learning(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
-    """The task's chance level, the learned threshold (halfway from chance to 1) and whether the run cleared it.
+    """The task's chance level and ceiling, the learned threshold (halfway from chance to the ceiling) and
+    whether the run cleared it.
 
     A diverged run did not learn, whatever it reached before diverging.
     """
     threshold = synthetic.learned_threshold(config.task)
     accuracy = result.get("final", {}).get("test_accuracy")
     learned = result["status"] != "diverged" and accuracy is not None and accuracy >= threshold
-    return {"chance": synthetic.chance(config.task), "learned_threshold": threshold, "learned": int(learned)}
+    return {"chance": synthetic.chance(config.task), "ceiling": synthetic.ceiling(config.task),
+            "learned_threshold": threshold, "learned": int(learned)}
 
 
 EVAL_BATCH = 250  # evaluation runs in chunks of this many examples (experiments.train.evaluate)

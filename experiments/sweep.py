@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments import cli, plan, runs, sweeps
+from experiments import cli, metrics, plan, runs, sweeps
 from experiments.config import ConfigError
 from experiments.atomic import NoSpace, atomic_write_text, why
 from experiments.executors import (EXECUTORS, LocalExecutor, Lost, default_job_folder, make_executor,
@@ -142,6 +142,8 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     if "aer" in final:
         columns["aer"] = min(final["aer"]["best_per_layer"])
+        for layer, heads in enumerate(final["aer"].get("per_head", [])):  # as ReLA's table: best head, head mean
+            columns[f"aer.layer{layer}.best"], columns[f"aer.layer{layer}.mean"] = min(heads), sum(heads) / len(heads)
         null = final["aer"].get("null_rate")
         if null:  # the cross-attention head that switches off most at unaligned words, and the same head elsewhere
             flat = [(u, a) for lu, la in zip(null["unaligned"], null["aligned"]) for u, a in zip(lu, la)]
@@ -149,11 +151,28 @@ def analysis_columns(final: dict[str, Any]) -> dict[str, Any]:
     for name, summary in final.get("attention_stats", {}).items():
         columns[f"attn.{name}.mean"] = summary["mean"]
         columns[f"attn.{name}.max"] = summary["max"]
+    columns.update(sink_columns(final.get("sink")))
     for slice_name, groups in final.get("slices", {}).items():
         for value, accuracy in groups.items():
             columns[f"slice.{slice_name}.{value}"] = accuracy
     for length, accuracy in final.get("length_accuracy", {}).items():
         columns[f"length.{length}"] = accuracy
+    return columns
+
+
+def sink_columns(sink: Any) -> dict[str, Any]:
+    """The sink probe's columns (:func:`experiments.metrics.sink_statistics`): each statistic of the most
+    sink-like head (the largest first-token weight at dormant rows, over layers and heads), the mean of that
+    weight over heads, and a uniform row's weight."""
+    try:
+        heads = [{name: layer[name][h] for name in metrics.SINK_STATISTICS}
+                 for layer in sink["per_layer"] for h in range(len(layer["first_weight_dormant"]))]
+        sinkiest = max(heads, key=lambda head: head["first_weight_dormant"])
+        columns = {f"sink.{name}": float(value) for name, value in sinkiest.items()}
+        columns["sink.first_weight_dormant.mean"] = sum(h["first_weight_dormant"] for h in heads) / len(heads)
+        columns["sink.uniform"] = float(sink["uniform"])
+    except (TypeError, KeyError, IndexError, ValueError):  # absent, or a result file of another shape
+        return {}
     return columns
 
 
@@ -173,8 +192,19 @@ def probe_columns(result: dict[str, Any]) -> dict[str, Any]:
     columns = {"probe.output_ratio_at_init.max": _largest(probes.get("output_ratio_at_init")),
                "probe.output_ratio.final.max": _largest(last),
                "probe.grad_norm_max": _largest([probes.get("grad_norm_max")]),
-               "probe.null_rate_at_init": _largest([probes.get("null_rate_at_init")])}
+               "probe.null_rate_at_init": _largest([probes.get("null_rate_at_init")]),
+               "probe.sparsity_at_init": _largest([probes.get("sparsity_at_init")])}
     return {k: v for k, v in columns.items() if v is not None}
+
+
+def curve_column(result: dict[str, Any]) -> dict[str, str]:
+    """``curve.test_accuracy``: the run's test accuracy at each evaluation, ``"step:accuracy"`` pairs separated
+    by spaces (how fast a run learned: the steps it took to reach an accuracy); empty for a malformed curve."""
+    curve = result.get("curve") if isinstance(result.get("curve"), list) else []
+    points = [(p.get("step"), p.get("test_accuracy")) for p in curve if isinstance(p, dict)]
+    if not points or not all(isinstance(s, int) and isinstance(a, (int, float)) for s, a in points):
+        return {}
+    return {"curve.test_accuracy": " ".join(f"{s}:{a:.4f}" for s, a in points)}
 
 
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
@@ -195,6 +225,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         row.update(runs.learning(config, result))
         row.update(analysis_columns(final))
         row.update(probe_columns(result))
+        row.update(curve_column(result))
         rows.append(row)
     columns = list(dict.fromkeys(column for row in rows for column in row))
     out = io.StringIO()

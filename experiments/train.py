@@ -64,6 +64,12 @@ class TrainConfig:
     schedule: str = param("cosine", "after the linear warm-up: cosine (to min_lr_ratio x lr) or noam (lr times "
                           "sqrt(warmup_steps / step): Vaswani et al. 2017, the ReLA authors' schedule)",
                           choices=SCHEDULES, added=True)
+    plateau_evals: int = param(0, "stop once the best test accuracy has not risen by more than plateau_delta over "
+                               "this many evaluations, after it cleared the learned threshold, at an evaluation "
+                               "within 2 x plateau_delta of the best (status plateaued; experiments.train.plateaued); "
+                               "steps is then only a safety bound; 0 disables", added=True)
+    plateau_delta: float = param(0.005, "the rise in best test accuracy that counts as still learning (plateau_evals)",
+                                 added=True)
 
     def __post_init__(self):
         check_choices(self)
@@ -83,6 +89,8 @@ class TrainConfig:
         require(self.grad_clip >= 0, f"grad_clip must be non-negative, got {self.grad_clip}")
         require(self.eval_every >= 1, f"eval_every must be positive, got {self.eval_every}")
         require(0 <= self.target_accuracy <= 1, f"target_accuracy must be in [0, 1], got {self.target_accuracy}")
+        require(self.plateau_evals >= 0, f"plateau_evals must be non-negative, got {self.plateau_evals}")
+        require(0 <= self.plateau_delta < 1, f"plateau_delta must be in [0, 1), got {self.plateau_delta}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -187,6 +195,9 @@ def evaluate(model: torch.nn.Module, task: Any, test: tuple[torch.Tensor, ...], 
         result["attention_stats"] = metrics.summarise_attention(maps, causal=causal)
         if synthetic.kind_of(task) == "lm":  # R5 on the rows the task asks about, the same for every variant
             result["head_diversity_at_queries"] = metrics.head_diversity_at(maps, probe[1] != synthetic.IGNORE_INDEX)
+        active = synthetic.active_rows(task, probe) if synthetic.kind_of(task) == "lm" else None
+        if active is not None:  # the sink probe at the rows where the task needs no attention
+            result["sink"] = metrics.sink_statistics(maps, model.value_norms(probe), active)
         if synthetic.kind_of(task) == "lm" and probe[0].shape[1] <= PROBE_MAP_MAX_LEN:
             result["probe_maps"] = metrics.first_example_maps(maps, probe[0])
         result["ffn_top_mass"] = metrics.ffn_top_mass(model, probe)
@@ -225,15 +236,48 @@ def output_ratios(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *, aut
     return ratios
 
 
-def null_rate(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *, autocast: bool) -> float:
-    """The largest per-head rate of all-zero attention rows on the probe slice (ReLA's R6 measured against
-    this at initialisation, where a causal ReLU head already has some: row i is all zero with probability
-    about 2^-(i+1))."""
+def attention_at_init(model: torch.nn.Module, test: tuple[torch.Tensor, ...], *,
+                      autocast: bool) -> tuple[float, float]:
+    """On the probe slice: the largest per-head rate of all-zero attention rows, and the sparsity rate's mean
+    over layers and heads (as the trained model's ``attention_stats`` reports it).
+
+    ReLA's R6 and R1 are measured against these at initialisation: a causal
+    ReLU head already has null rows there (row i is all zero with probability
+    about 2^-(i+1)), and about half its weights are zero.
+    """
     model.eval()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
         maps, causal = model.attention_maps(tuple(t[:PROBE_EXAMPLES] for t in test))
     model.train()
-    return max(float(attention_stats.null_rate(w.float(), causal=causal).max()) for w in maps)
+    null = max(float(attention_stats.null_rate(w.float(), causal=causal).max()) for w in maps)
+    sparsity = [float(v) for w in maps for v in attention_stats.sparsity_rate(w.float(), causal=causal)]
+    return null, sum(sparsity) / len(sparsity)
+
+
+def plateaued(curve: list[dict[str, Any]], evals: int, delta: float, threshold: float) -> bool:
+    """Whether the best test accuracy has stopped rising: the last ``evals`` evaluations raised it by at most
+    ``delta`` over the best before them, that best cleared ``threshold`` (the task's learned threshold), and
+    the latest evaluation is within ``2 * delta`` of the best.
+
+    The threshold keeps a run on the flat stretch before learning starts
+    (recall's plateau at the guess, say) from reading as finished; the last
+    condition makes a run stop on its plateau rather than in a dip of a noisy
+    curve, since the model it ends with is the one measured.
+    """
+    if evals < 1 or len(curve) <= evals:
+        return False
+    accuracies = [point["test_accuracy"] for point in curve]
+    before, best = max(accuracies[:-evals]), max(accuracies)
+    return before >= threshold and best <= before + delta and accuracies[-1] >= best - 2 * delta
+
+
+def stop_status(config: TrainConfig, curve: list[dict[str, Any]], threshold: float) -> str | None:
+    """``reached_target`` or ``plateaued`` when the run should stop after its latest evaluation, else None."""
+    if config.target_accuracy > 0 and curve[-1]["test_accuracy"] >= config.target_accuracy:
+        return "reached_target"
+    if plateaued(curve, config.plateau_evals, config.plateau_delta, threshold):
+        return "plateaued"
+    return None
 
 
 def gradient_norm(model: torch.nn.Module, clip: float) -> torch.Tensor:
@@ -326,6 +370,7 @@ def _result(status: str, diverged_at: int | None, state: TrainingState, final: d
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "test_set_sha256": synthetic.tensor_hash(*test),
         "probes": {"output_ratio_at_init": state.output_ratio_at_init, "null_rate_at_init": state.null_rate_at_init,
+                   "sparsity_at_init": state.sparsity_at_init,
                    "grad_norm_max": max((p["grad_norm_max"] for p in state.curve
                                          if p.get("grad_norm_max") is not None), default=None)},
     }
@@ -336,8 +381,9 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
     """Train and evaluate; returns metrics, the curve and the status.
 
     ``status`` is ``finished`` (all steps run), ``reached_target`` (stopped
-    early at ``target_accuracy``) or ``diverged`` (``diverged_at_step`` names
-    the first step whose loss was NaN or infinite).
+    early at ``target_accuracy``), ``plateaued`` (stopped once test accuracy
+    stopped rising: :func:`plateaued`) or ``diverged`` (``diverged_at_step``
+    names the first step whose loss was NaN or infinite).
 
     With ``checkpoint``, the run is saved there at every evaluation and a run
     that finds the file resumes from it (:mod:`experiments.checkpoint`).
@@ -350,10 +396,10 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
                                      lr_at=lambda step: config.lr * lr_factor(step, config))
     model, optimizer, schedule, stream = objects
     forward = model if config.compile == "none" else torch.compile(model, mode=config.compile)
-    test = synthetic.test_set(task, device)
+    test, threshold = synthetic.test_set(task, device), synthetic.learned_threshold(task)
     if state.step == 0:
         state.output_ratio_at_init = output_ratios(model, test, autocast=autocast)
-        state.null_rate_at_init = null_rate(model, test, autocast=autocast)
+        state.null_rate_at_init, state.sparsity_at_init = attention_at_init(model, test, autocast=autocast)
 
     status, diverged_at = "finished", None
     recent: list[torch.Tensor] = []  # per-step losses since the last evaluation, kept on device
@@ -382,8 +428,8 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
             save(path, objects, state, train_seconds=state.earlier_seconds + time.perf_counter() - started)
         point = state.curve[-1]
         bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
-        if config.target_accuracy > 0 and point["test_accuracy"] >= config.target_accuracy:
-            status = "reached_target"
+        status = stop_status(config, state.curve, threshold) or status
+        if status != "finished":
             break
     bar.close()
 

@@ -15,7 +15,7 @@ from paper_figs._rows import value, variant
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not run")
 LEDGER_SWEEPS = ("mqar_pairs", "stability", "heads", "alignment_aer", "memory", "long_context",
-                 "length_gen")  # what the judges read
+                 "length_gen", "sinks")  # what the judges read
 
 
 @dataclasses.dataclass
@@ -67,7 +67,7 @@ class Claim:
 
 
 # The claim ids of docs/claims.md with its headings (kept here so that the code
-# still checks its ledger), plus SCALE from its scaling section and the "beyond the seeds" block (B1-B4,
+# still checks its ledger), plus SCALE from its scaling section and the "beyond the seeds" block (B1-B5,
 # claims of the later papers, judged in claims_beyond.py); the ledger lists them in this order.
 CLAIM_IDS = {
     "R1": "sparsity emerges", "R2": "stability needs normalisation", "R3": "quality comparable", "R4": "speed",
@@ -78,9 +78,9 @@ CLAIM_IDS = {
     "K1": "rank", "K2": "capacity", "K3": "rank collapse", "Q1": "gradients", "H1": "injectivity",
     "SCALE": "sigmoid and ReLU scaling rules",
     "B1": "attention fading", "B2": "length generalisation", "B3": "sinks and null attention",
-    "B4": "gradient bounds of the newer normalisations",
+    "B4": "gradient bounds of the newer normalisations", "B5": "active and dormant heads",
 }
-BEYOND_IDS = ("B1", "B2", "B3", "B4")  # the papers after the seed three
+BEYOND_IDS = ("B1", "B2", "B3", "B4", "B5")  # the papers after the seed three
 CLAIMS: list[Claim] = []
 
 
@@ -205,6 +205,11 @@ def grade(passed: int, total: int) -> str:
     if total == 0:
         raise Missing("no comparisons")
     return "reproduced" if passed == total else ("partly" if passed else "not reproduced")
+
+
+def at_most_partly(verdict: str, unjudged: list[str]) -> str:
+    """A claim with a part no run could judge (``unjudged`` names them) is at most ``partly`` reproduced."""
+    return "partly" if unjudged and verdict == "reproduced" else verdict
 
 
 def by_variant(rows_: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:

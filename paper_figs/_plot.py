@@ -62,13 +62,17 @@ def spread_line(ax, xs, groups_of_values, **style):
 
 
 def chance_line(ax, rows, x=None) -> None:
-    """The task's chance level (grey dashes) and the learned threshold (grey dots), from the CSV.
+    """The task's chance level (grey dashes), the learned threshold (grey dots) and, where the task states one
+    below 1, its ceiling (grey dash-dots), from the CSV.
 
     With ``x`` (a function of a row), the levels are drawn against it (they vary
     with, e.g., the number of pairs); otherwise as horizontal lines.
     """
     if "chance" not in rows[0]:
         return
+    top = max((float(r["ceiling"]) for r in rows if r.get("ceiling")), default=1.0)
+    if top < 1:
+        ax.axhline(top, color="gray", ls="-.", lw=1, label="ceiling", zorder=1)
     if x is None:
         ax.axhline(float(rows[0]["chance"]), color="gray", ls="--", lw=1, label="chance", zorder=1)
         ax.axhline(float(rows[0]["learned_threshold"]), color="gray", ls=":", lw=1, label="learned", zorder=1)

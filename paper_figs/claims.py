@@ -5,8 +5,8 @@ our numbers and one of ``reproduced``, ``partly``, ``not reproduced``,
 ``inconclusive`` or ``not run`` (when the results it needs are missing).
 
 A trained verdict needs trained models. Every sweep row says whether its run
-*learned* (test accuracy at least halfway from the task's chance level to 1;
-``experiments.runs.learning``). A criterion first checks that the
+*learned* (test accuracy at least halfway from the task's chance level to
+its ceiling, 1 unless stated; ``experiments.runs.learning``). A criterion first checks that the
 runs it compares learned (:func:`learned`); where they did not, the verdict
 is ``inconclusive`` and ``ours`` says which runs stayed below their
 threshold, never ``reproduced`` or ``not reproduced``. Two groups of seeds
@@ -20,7 +20,7 @@ The judges of the trained claims live beside the sweep they read:
 :mod:`~paper_figs.claims_heads` (R1, R5, R6), :mod:`~paper_figs.claims_stability`
 (R2, S4), :mod:`~paper_figs.claims_alignment` (R3, R7),
 :mod:`~paper_figs.claims_memory` (S2, S3, S3b, S6), :mod:`~paper_figs.claims_recall`
-(S5, D1) and :mod:`~paper_figs.claims_beyond` (B1-B4); this module holds the speed
+(S5, D1) and :mod:`~paper_figs.claims_beyond` (B1-B5); this module holds the speed
 claim (R4) and the theory claims, and imports the others so that every claim is
 registered once, in the order of ``CLAIM_IDS``.
 """

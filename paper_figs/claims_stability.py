@@ -53,6 +53,40 @@ def _less_stable(table, where: str, worse: str, better: str) -> bool:
     return any(not learned(table[(where, n, worse, lr)]) for n, lr in learned_at)
 
 
+def _stalled(rows_) -> list[dict[str, str]]:
+    """The runs that neither learned nor diverged: they ran out of steps below the threshold."""
+    return [r for r in rows_ if r["learned"] != "1" and r["status"] != "diverged"]
+
+
+def _in_steps(stalled) -> str:
+    """`` in N steps``: the most steps a stalled run took (empty where the rows do not say)."""
+    steps = [int(r["steps_run"]) for r in stalled if r.get("steps_run")]
+    return f" in {max(steps)} steps" if steps else ""
+
+
+def _outcome(rows_) -> str:
+    """How a group's runs ended: ``k/n learned``, then how many diverged and how many did not learn in their
+    steps (which says nothing about stability) where any did."""
+    stalled = _stalled(rows_)
+    text = f"{sum(r['learned'] == '1' for r in rows_)}/{len(rows_)} learned"
+    if _diverged(rows_):
+        text += f", {_diverged(rows_)} diverged"
+    if stalled:
+        text += f", {len(stalled)} did not learn{_in_steps(stalled)}"
+    return text
+
+
+def _relu_summary(table, where: str) -> str:
+    """Plain relu's runs in a setting in one phrase: diverged only where one did."""
+    runs = [r for (s, _, name, _), rs in table.items() if s == where and name == "relu" for r in rs]
+    diverged, stalled = _diverged(runs), _stalled(runs)
+    if not diverged and stalled:
+        return f"plain relu did not learn{_in_steps(stalled)} in {len(stalled)} of {len(runs)} runs and diverged " \
+               f"in none"
+    return f"plain relu diverged in {diverged} of {len(runs)} runs, did not learn without diverging in " \
+           f"{len(stalled)}"
+
+
 def _ratio(rows_) -> float:
     """Median over seeds of the largest per-layer output / residual ratio at init (NaN if not recorded)."""
     values = [value(r, "probe.output_ratio_at_init.max") for r in rows_]
@@ -68,8 +102,7 @@ def _describe(table, where: str, names) -> str:
             rs = table.get((where, n, name, lr))
             if rs:
                 probe = _ratio(rs)
-                cells.append(f"{name} {mean_of(rs, 'test_accuracy'):.2f} ({sum(r['learned'] == '1' for r in rs)}/"
-                             f"{len(rs)} learned" + (f", {_diverged(rs)} diverged" if _diverged(rs) else "")
+                cells.append(f"{name} {mean_of(rs, 'test_accuracy'):.2f} ({_outcome(rs)}"
                              + ("" if math.isnan(probe) else f", out/res {probe:.2g}x") + ")")
         if cells:
             parts.append(f"n={n} lr {lr}: " + ", ".join(cells))
@@ -106,7 +139,7 @@ def judge_r2(ev: Evidence):
     rivals = [n for n in ("rela_i", "rela_g") if any(s == where and name == n for s, _, name, _ in table)]
     passed = sum(_less_stable(table, where, "relu", n) for n in rivals)
     ours = "; ".join(_describe(table, s, ["relu", *rivals, "rmsnorm"]) for s in ("paper", "recipe")
-                     if any(k[0] == s for k in table))
+                     if any(k[0] == s for k in table)) + "; " + _relu_summary(table, where)
     return _mechanism(table, where, grade(passed, len(rivals)), ours)
 
 NORMALISED = ("rela_i", "rela_g", "rmsnorm")  # the controls that show a cell of the grid can be learned
@@ -141,5 +174,5 @@ def judge_s4(ev: Evidence):
         regularised |= learned(rs) and differ(rs, table[(s, n, "reluformer", lr)], "test_accuracy") > 0
     verdict = "reproduced" if scaled and regularised else ("partly" if scaled or regularised else "not reproduced")
     parts = f"(a) variance factor alone {'fixes' if scaled else 'does not fix'} plain relu; (b) regularisers " \
-            f"{'help' if regularised else 'do not help'}; "
+            f"{'help' if regularised else 'do not help'}; " + _relu_summary(table, where) + "; "
     return _mechanism(table, where, verdict, parts + _describe(table, where, list(dict.fromkeys(names))))

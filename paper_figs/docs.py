@@ -6,7 +6,8 @@
 Three things are generated, each from files in the repository, never from a run at hand:
 
 - the results table of ``README.md`` (between its ``results`` markers) and the ledger blocks of
-  ``docs/results.md``, from the newest dated ledger ``paper_figs/ledger_<profile>_<date>.md``;
+  ``docs/results.md``, from the newest dated ledger ``paper_figs/ledger_<profile>_<date>.md`` of the most
+  deciding profile committed (full, then deep, then quick: :func:`newest_ledger`);
 - ``benchmarks/README.md``, from the benchmark JSON files beside it (``experiments.bench_scaling.markdown``);
 - the quick start's expected output in ``README.md`` (between its ``quickstart`` markers), from the
   learning-rate search's run of the same config (``paper_figs/lr_search/quick.csv``).
@@ -39,12 +40,18 @@ _NUMBER = re.compile(r"(?<![\w.])(?:\d+\.\d+(?![\d-])|\d+(?=[x%]))")
 CUT = 110  # characters of a ledger cell the README's table shows before pointing to docs/results.md
 
 
+DECIDING_PROFILES = ("full", "deep", "quick")  # the profile whose ledger the docs read first: the one that decides most
+
+
 def newest_ledger(folder: Path = ROOT / "paper_figs") -> Path:
-    """The committed ledger with the latest date in its name."""
-    dated = dated_ledgers(folder)
-    if not dated:
-        raise FileNotFoundError(f"no dated ledger (ledger_<profile>_<date>.md) in {folder}")
-    return dated[-1]
+    """The committed ledger the docs read: the newest of the most deciding profile that has one (full, then
+    deep, then quick; quick is the half-hour check, which may leave a claim inconclusive for lack of steps)."""
+    for profile in DECIDING_PROFILES:
+        dated = dated_ledgers(folder, profile)
+        if dated:
+            return dated[-1]
+    raise FileNotFoundError(f"no dated ledger (ledger_<profile>_<date>.md, profile one of {DECIDING_PROFILES}) "
+                            f"in {folder}")
 
 
 def parse_ledger(text: str) -> tuple[str, list[dict[str, str]], dict[str, str]]:

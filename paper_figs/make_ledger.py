@@ -118,8 +118,8 @@ def render(evidence: Evidence, profile: str, committed: list[Path] = ()) -> str:
         + (", ".join(sensitive) if sensitive else "none found" if here != "not recorded" else
            "not compared (the runs do not name their machine)") + ".",
         "",
-        f"Trained runs the claims read that learned their task (test accuracy at least halfway from chance to 1): "
-        f"**{learned} of {total}**" + (f" ({learned / total:.0%})" if total else "") + ". A claim whose runs did not "
+        "Trained runs the claims read that learned their task (test accuracy at least halfway from chance to the "
+        f"task's ceiling): **{learned} of {total}**" + (f" ({learned / total:.0%})" if total else "") + ". A claim whose runs did not "
         "learn is `inconclusive`, never reproduced or not; the recall sweeps put a token shift before attention "
         "(the same for every variant; `model.token_mixing` in the CSVs).",
         "",

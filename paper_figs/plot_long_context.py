@@ -1,6 +1,9 @@
-"""Figure: associative-recall accuracy against sequence length per variant (S5).
+"""Figure: retrieval accuracy against sequence length per variant (S5).
 
     python -m paper_figs.plot_long_context long_context.csv long_context.png
+
+MQAR with blank filler (quick) or with random filler from tokens of its own (deep, full); chance and the
+learned threshold come from the CSV, and the task's ceiling is 1.
 """
 
 import sys
@@ -18,9 +21,11 @@ def plot(rows, out):
                     color=color(name), label=name)
     chance_line(ax, rows)
     log_ticks(ax, [n for _, n in groups])
+    tokens = int(rows[0].get("task.filler_tokens") or 0)
+    filler = f"random from {tokens} tokens of its own" if tokens else rows[0].get("task.filler") or "-"
     ax.set(xlabel="sequence length", ylabel="MQAR test accuracy", ylim=(0, 1.05))
     ax.legend(fontsize=7)
-    title(ax, "recall against length", rows)
+    title(ax, f"recall against length, filler {filler}", rows)
     save(fig, out)
 
 

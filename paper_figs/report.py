@@ -58,8 +58,9 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "SCALE": dict(notebook="variance"),
     "B1": dict(notebook="fading"),
     "B2": dict(sweeps=["length_gen"], figures=["length_gen.png"]),
-    "B3": dict(sweeps=["length_gen"], figures=["length_gen.png", "attention_gallery.png"]),
+    "B3": dict(sweeps=["sinks"], figures=["sinks.png"]),
     "B4": dict(notebook="gradients"),
+    "B5": dict(sweeps=["sinks"], figures=["sinks.png"]),
 }
 THEORY_FIGURES = {"variance": "variance_vs_n.png", "rank": "rank_vs_scale.png"}  # others: <notebook>.png
 GALLERY_SWEEP = "length_gen"  # its MQAR runs share one test set: one example, every variant's heads

@@ -18,9 +18,16 @@ properties (copy length, needle depth, ...) that metrics are broken down by.
 ``chance(config) -> float`` (required) is the token accuracy a model reaches
 without solving the task: the best guess that ignores what the task is
 about (for recall, a uniform pick among the values present in the example).
-A trained run *learned* when its test accuracy clears
-:func:`learned_threshold`, halfway from chance to 1: no run at chance, nor
-one that has only found the guess, counts as evidence for a claim.
+``ceiling(config) -> float`` (optional; 1 if absent) is the best accuracy
+any model can reach, for a task whose labels are partly random draws. A
+trained run *learned* when its test accuracy clears :func:`learned_threshold`,
+halfway from chance to the ceiling: no run at chance, nor one that has only
+found the guess, counts as evidence for a claim.
+
+``active_rows(config, batch) -> (B, T) bool`` (optional) marks the positions
+whose label needs attention to another token; the other rows are the ones
+where a head has nothing to do (its *dormant* rows), which the attention-sink
+probe reads (:func:`experiments.metrics.sink_statistics`).
 Modules are discovered automatically; helpers live in ``_``-prefixed modules.
 """
 
@@ -65,6 +72,8 @@ class Task:
     chance: Callable[[Any], float] | None = None  # required: see the module docstring
     # seq2seq, optional: (config, batch) -> (B, T, S) possible gold links beside the batch's sure ones, or None
     possible_links: Callable[[Any, tuple[torch.Tensor, ...]], torch.Tensor | None] | None = None
+    ceiling: Callable[[Any], float] | None = None  # optional: the best accuracy possible, if below 1
+    active_rows: Callable[[Any, tuple[torch.Tensor, ...]], torch.Tensor] | None = None  # optional: see above
 
 
 _TASKS: Registry[Task] = Registry("task", "task")
@@ -117,10 +126,22 @@ def chance(config: Any) -> float:
     return float(get(name_of(config)).chance(config))
 
 
+def ceiling(config: Any) -> float:
+    """The best token accuracy any model can reach: 1 unless the task states less."""
+    fn = get(name_of(config)).ceiling
+    return float(fn(config)) if fn is not None else 1.0
+
+
 def learned_threshold(config: Any) -> float:
-    """Test accuracy a run must reach to count as having learned: halfway from chance to 1."""
+    """Test accuracy a run must reach to count as having learned: halfway from chance to the ceiling."""
     level = chance(config)
-    return level + LEARNED_FRACTION * (1.0 - level)
+    return level + LEARNED_FRACTION * (ceiling(config) - level)
+
+
+def active_rows(config: Any, batch: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """``(B, T)`` bool: the positions whose label needs attention (None if the task marks none)."""
+    fn = get(name_of(config)).active_rows
+    return fn(config, batch) if fn is not None else None
 
 
 def test_set(config: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:

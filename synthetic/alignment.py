@@ -188,6 +188,85 @@ def chance(config: AlignmentConfig) -> float:
     return (words / (config.vocab_size - FIRST_CONTENT) + 1.0) / (words + 1.0)
 
 
+def _slots(source: torch.Tensor, sure: torch.Tensor, labels: torch.Tensor) -> list[int]:
+    """The source position of each target slot, in target order, read off one example's sure links ``(T, S)``
+    (a fertile word's two translations share a position; consecutive slots never do)."""
+    origins = [int(s) for s, linked in zip(sure.to(torch.uint8).argmax(dim=-1), sure.any(dim=-1)) if linked]
+    return [s for i, s in enumerate(origins) if i == 0 or s != origins[i - 1]]
+
+
+def _bayes_correct(config: AlignmentConfig, source: torch.Tensor, labels: torch.Tensor,
+                   sure: torch.Tensor) -> tuple[float, int]:
+    """One example's expected correct labels under the Bayes-optimal predictor that knows the source, the
+    target prefix and the order of the slots, and its number of labels.
+
+    The predictor tracks the states consistent with the prefix (about to emit
+    slot ``k``'s particle ``P``, its first translation ``F``, its second ``G``,
+    or the end ``E``) with their probabilities; after an ``F`` the next word is
+    ``G`` with probability ``fertility_prob``, else the next slot's first word.
+    At each label it scores the largest next-token probability, then keeps the
+    states that emit the true label.
+    """
+    first, second, marked = (t.cpu() for t in lexicons(config))
+    words = [int(source[s]) for s in _slots(source, sure, labels)]
+    fertility = config.fertility_prob
+
+    def opening(k: int) -> tuple[str, int]:
+        if k == len(words):
+            return ("E", k)
+        return ("P", k) if bool(marked[words[k]]) else ("F", k)
+
+    def emits(kind: str, k: int) -> int:
+        table = {"E": EOS, "P": PARTICLE}
+        return table[kind] if kind in table else int((first if kind == "F" else second)[words[k]])
+
+    def successors(kind: str, k: int) -> list[tuple[tuple[str, int], float]]:
+        if kind == "P":
+            return [(("F", k), 1.0)]
+        if kind == "F":
+            return [(("G", k), fertility), (opening(k + 1), 1.0 - fertility)]
+        return [(opening(k + 1), 1.0)] if kind == "G" else []
+
+    belief, correct, count = {opening(0): 1.0}, 0.0, 0
+    for label in labels.tolist():
+        if label == IGNORE_INDEX:
+            break
+        mass: dict[int, float] = {}
+        for state, p in belief.items():
+            mass[emits(*state)] = mass.get(emits(*state), 0.0) + p
+        correct, count = correct + max(mass.values()) / sum(mass.values()), count + 1
+        after: dict[tuple[str, int], float] = {}
+        for state, p in belief.items():
+            for successor, q in successors(*state) if emits(*state) == label else []:
+                if q > 0:
+                    after[successor] = after.get(successor, 0.0) + p * q
+        belief = after
+    return correct, count
+
+
+@functools.lru_cache(maxsize=16)
+def ceiling(config: AlignmentConfig) -> float:
+    """The best token accuracy a model can reach on the task's test set: the Bayes-optimal predictor's
+    expected correct labels over the labels (:func:`_bayes_correct`, summed over the test examples).
+
+    Whether a source word yields a second target word is a coin flip
+    (``fertility_prob``), so the label after each first translation cannot be
+    known: the best guess is the likelier of "a second word" and "the next
+    slot", right with probability max(p, 1 - p) unless the two coincide.
+    With one error per fertile word the accuracy would be ``1 - S p / L``
+    (``L`` the labels per example: 16/19 = 0.842 at 12 words, p = 0.25 and a
+    quarter of the words with particles); coincidences lift it a little. Exact
+    for the orders the config fixes (identity, reversal, local swaps with
+    ``swap_prob`` 0 or 1); for random orders the predictor is told the order,
+    so the value is an upper bound.
+    """
+    from synthetic import test_set
+
+    source, _, labels, sure = test_set(config)
+    totals = [_bayes_correct(config, *example) for example in zip(source, labels, sure)]
+    return sum(c for c, _ in totals) / sum(n for _, n in totals)
+
+
 register(Task(name="alignment", config=AlignmentConfig, generate=generate, kind="seq2seq", chance=chance,
               possible_links=possible_links,
               summary="seq2seq translation through a lexicon with a known reordering and gold alignment"))

@@ -39,8 +39,8 @@ row's largest probability; after a trigger the copy is certain. **Chance** (:fun
 a model reaches looking only at the current token, as one whose attention does nothing: the bigram
 argmax after non-triggers and, after each trigger, its most likely predecessor. **Ceiling**
 (:func:`ceiling`) is the best any model reaches: the bigram argmax after non-triggers and every copy
-right. With the defaults chance is 0.440 and the ceiling 0.644, so the learned threshold (halfway from
-chance to 1, 0.720) lies above the ceiling: read a run against the ceiling.
+right. The task states both, so a run has learned halfway from chance to the ceiling (at the defaults
+chance 0.440, ceiling 0.644, threshold 0.542), not halfway to 1 (0.720, above the ceiling).
 
 Constraints: ``num_triggers >= 1`` with two other content tokens at least (``V >= num_triggers + 3``);
 ``V <= 4096`` (the chain is a dense ``V x V`` table); ``seq_len >= 3`` (room for one copy);
@@ -187,5 +187,11 @@ def ceiling(config: BigramBackcopyConfig) -> float:
     return accuracy_levels(config)[1]
 
 
+def active_rows(config: BigramBackcopyConfig, batch) -> torch.Tensor:
+    """The trigger positions of a batch: where a head must attend (to the token before) to predict."""
+    return trigger_positions(config, batch[0])
+
+
 register(Task(name="bigram_backcopy", config=BigramBackcopyConfig, generate=generate, slices=slices, chance=chance,
+              ceiling=ceiling, active_rows=active_rows,
               summary="bigram Markov chain; after a trigger token, copy the token before it (active-dormant heads)"))

@@ -10,7 +10,11 @@ key's value (the next token in Zoology's shifted sequence); every other label
 is ``-100``. The remaining positions are filler: token 0 (``blank``) or
 uniform random tokens (``random``, Zoology's default). Zoology's random filler
 can equal a key, which then looks like an unlabelled query; here it may only
-when ``filler_may_collide`` is set.
+when ``filler_may_collide`` is set. With ``filler_tokens = F > 0`` the random
+filler comes from the vocabulary's top ``F`` ids alone, and keys and values
+are laid out as above in ``V - F``: filler disjoint from keys and values, as
+in needle retrieval (:mod:`synthetic.needle`), so every filler token competes
+for attention and none can be mistaken for a key or a value.
 
 Worked example (V=16, seq_len=12, N=2; keys 3, 5 with values 9, 14, slots
 g = 0, 2, blank filler)::
@@ -19,9 +23,11 @@ g = 0, 2, blank filler)::
     input     3  9  5  14   3  0  0  0  5  0  0  0
     label     .  .  .   .   9  .  .  .  14 .  .  .      (. = -100)
 
-Constraints (each checked with an error that names it): ``N`` distinct keys
-need ``N <= V/2 - 1``; distinct values need ``N <= V - V/2``; ``N`` query
-slots after the context need ``4 N <= seq_len``.
+Constraints (each checked with an error that names it), with ``V`` the
+vocabulary less its ``filler_tokens``: ``N`` distinct keys need ``N <= V/2 -
+1``; distinct values need ``N <= V - V/2``; ``N`` query slots after the
+context need ``4 N <= seq_len``; ``filler_tokens`` needs random filler that
+may not collide.
 """
 
 from __future__ import annotations
@@ -42,16 +48,24 @@ class MQARConfig(TaskConfig):
     power_a: float = param(0.01, "query slot g drawn with p(g) ∝ (g+1)^(a-1); 1 is uniform")
     filler: str = param("random", "non-query positions: blank (token 0) or random tokens", choices=FILLERS)
     filler_may_collide: bool = param(False, "random filler may equal one of the example's keys")
+    filler_tokens: int = param(0, "random filler from the vocabulary's top filler_tokens ids, which keys and "
+                                  "values then avoid (0: filler as `filler` says)", added=True)
 
     def __post_init__(self):
         super().__post_init__()
         check_choices(self)
-        n, v, length = self.num_kv_pairs, self.vocab_size, self.seq_len
+        require(self.filler_tokens >= 0, f"filler_tokens must be non-negative, got {self.filler_tokens}")
+        require(self.filler_tokens == 0 or (self.filler == "random" and not self.filler_may_collide),
+                f"filler_tokens={self.filler_tokens} draws random filler from its own tokens: it needs "
+                f"filler='random' and filler_may_collide=False, got filler={self.filler!r}, "
+                f"filler_may_collide={self.filler_may_collide}")
+        n, v, length = self.num_kv_pairs, self.vocab_size - self.filler_tokens, self.seq_len
         require(n >= 1, f"num_kv_pairs must be at least 1, got {n}")
-        require(v >= 4, f"vocab_size must be at least 4, got {v}")
-        require(n <= v // 2 - 1, f"num_kv_pairs={n} distinct keys need vocab_size >= {2 * (n + 1)} "
-                                 f"(keys come from 1..vocab_size/2-1), got vocab_size={v}")
-        require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need vocab_size >= {2 * n}, got {v}")
+        require(v >= 4, f"vocab_size - filler_tokens must be at least 4, got {v}")
+        require(n <= v // 2 - 1, f"num_kv_pairs={n} distinct keys need vocab_size - filler_tokens >= {2 * (n + 1)} "
+                                 f"(keys come from 1..(vocab_size - filler_tokens)/2-1), got {v}")
+        require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need vocab_size - filler_tokens >= {2 * n}, "
+                                 f"got {v}")
         require(4 * n <= length, f"num_kv_pairs={n} pairs and their queries need seq_len >= 4*num_kv_pairs "
                                  f"= {4 * n}, got seq_len={length}")
         require(self.power_a > 0, f"power_a must be positive, got {self.power_a}")
@@ -69,9 +83,10 @@ def _query_slots(num_slots: int, count: int, power_a: float, batch: int, generat
 def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, *, split: str = "train"):
     device = generator.device
     n, batch = config.num_kv_pairs, num_examples
-    key_vocab = config.vocab_size // 2
+    pair_vocab = config.vocab_size - config.filler_tokens  # keys and values below it, own filler above
+    key_vocab = pair_vocab // 2
     keys = distinct(1, key_vocab, n, batch, generator)  # (B, N)
-    values = distinct(key_vocab, config.vocab_size, n, batch, generator)  # (B, N)
+    values = distinct(key_vocab, pair_vocab, n, batch, generator)  # (B, N)
     context = 2 * n
     slots = _query_slots((config.seq_len - context) // 2, n, config.power_a, batch, generator)  # (B, N)
     query_pos = context + 2 * slots  # (B, N)
@@ -87,7 +102,9 @@ def generate(config: MQARConfig, num_examples: int, generator: torch.Generator, 
         is_filler = torch.ones_like(inputs, dtype=torch.bool)
         is_filler[:, :context] = False
         is_filler.scatter_(1, query_pos, False)
-        inputs = torch.where(is_filler, filler(config, keys, inputs.shape, generator), inputs)
+        tokens = (torch.randint(pair_vocab, config.vocab_size, inputs.shape, generator=generator, device=device)
+                  if config.filler_tokens else filler(config, keys, inputs.shape, generator))
+        inputs = torch.where(is_filler, tokens, inputs)
     return inputs, labels
 
 

@@ -125,7 +125,8 @@ def test_default_levels_are_those_the_docstring_states():
     config = BigramBackcopyConfig()
     assert bigram_backcopy.chance(config) == pytest.approx(0.440, abs=5e-4)
     assert bigram_backcopy.ceiling(config) == pytest.approx(0.644, abs=5e-4)
-    assert synthetic.learned_threshold(config) == pytest.approx(0.720, abs=5e-4)
+    assert synthetic.ceiling(config) == bigram_backcopy.ceiling(config)
+    assert synthetic.learned_threshold(config) == pytest.approx(0.542, abs=5e-4)  # halfway to the ceiling
     transition, _, is_trigger = bigram_backcopy.chain(config)
     unigram = bigram_backcopy._stationary(transition[1:, 1:])
     assert is_trigger.sum() == 3 and torch.equal(is_trigger[1:], unigram >= unigram.topk(3).values[-1])
@@ -176,3 +177,15 @@ def test_every_knob_reaches_the_output(knob):
 def test_impossible_configs_name_their_field(params, constraint):
     with pytest.raises(ConfigError, match=constraint):
         synthetic.make_config("bigram_backcopy", **params)
+
+
+def test_active_rows_are_the_trigger_positions_and_the_rest_are_dormant():
+    config = BigramBackcopyConfig(seq_len=64)
+    batch = synthetic.generate(config, 16, torch.Generator().manual_seed(3))
+    active = synthetic.active_rows(config, batch)
+    inputs, labels = batch
+    assert active.shape == inputs.shape and active.any() and not active.all()
+    # an active row's label is the token before it; a dormant row's label follows the chain
+    before = torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)
+    assert torch.equal(labels[active], before[active])
+    assert not active[:, 0].any()  # BOS is never a trigger

@@ -26,6 +26,16 @@ def test_a_reading_that_cites_a_number_its_ledger_block_lacks_is_caught():
     assert docs.unsupported_numbers(text.replace(", 30x at 128; ReLA-i 0.91, 95%", "")) == {}
 
 
+def test_the_docs_read_the_newest_ledger_of_the_most_deciding_profile(tmp_path):
+    for name in ("ledger_quick_2026-12-10.md", "ledger_deep_2026-12-01.md", "ledger_deep_2026-11-01.md",
+                 "ledger_smoke_2026-12-11.md"):
+        (tmp_path / name).write_text("x")
+    assert docs.newest_ledger(tmp_path).name == "ledger_deep_2026-12-01.md"  # deep decides more than a newer quick
+    (tmp_path / "ledger_deep_2026-12-01.md").unlink()
+    (tmp_path / "ledger_deep_2026-11-01.md").unlink()
+    assert docs.newest_ledger(tmp_path).name == "ledger_quick_2026-12-10.md"  # never a smoke ledger
+
+
 def test_the_readme_table_has_one_row_per_claim_of_the_newest_ledger_with_its_verdict():
     summary, rows, _ = docs.parse_ledger(docs.newest_ledger().read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -116,7 +116,7 @@ def test_sweep_plan_runs_nothing_and_writes_nothing(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("argv, names", [
-    (["--profile", "huge"], "valid profiles are ['smoke', 'quick', 'full']"),
+    (["--profile", "huge"], "valid profiles are ['smoke', 'quick', 'deep', 'full']"),
     (["--sweeps", "nope"], "valid names are ["),
     (["--device", "cpu", "--device-name", H100], "--device-name"),
 ], ids=["profile", "sweep", "cpu-with-gpu-name"])

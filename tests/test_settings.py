@@ -123,7 +123,10 @@ def test_every_result_records_its_probes_at_init_and_at_each_evaluation(tmp_path
 def test_the_null_rate_probe_at_init_sees_causal_relus_zero_rows():
     # a causal ReLU head's first row sees one key: all zero whenever that one score is negative (about half the
     # time), so the largest per-head rate at initialisation is well above 0 for relu and exactly 0 for softmax
-    from experiments.train import null_rate
+    from experiments.train import attention_at_init
+
+    def null_rate(model, test, autocast):
+        return attention_at_init(model, test, autocast=autocast)[0]
 
     test = (torch.randint(128, (64, 32), generator=torch.Generator().manual_seed(1)),)
     assert null_rate(model("relu", length=32), test, autocast=False) > 0.005

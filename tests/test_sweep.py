@@ -53,7 +53,7 @@ def test_mqar_pairs_covers_the_variants_and_several_pair_counts():
 def test_unknown_sweep_or_profile_names_the_choices():
     with pytest.raises(ConfigError, match="valid names are \\[.*'mqar_pairs'"):
         sweeps.configs("nope", "quick")
-    with pytest.raises(ConfigError, match="valid profiles are \\['smoke', 'quick', 'full'\\]"):
+    with pytest.raises(ConfigError, match="valid profiles are \\['smoke', 'quick', 'deep', 'full'\\]"):
         sweeps.configs("mqar_pairs", "huge")
 
 

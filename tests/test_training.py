@@ -186,3 +186,61 @@ def test_loss_spikes_count_jumps_above_the_best_interval_mean():
     assert loss_spikes(losses, []) == 0  # the first interval has nothing to compare with
     low = [{"train_loss": 0.01}]
     assert loss_spikes(torch.tensor([0.03, 0.05]), low) == 0  # 3-5x a near-zero loss is noise, not a spike
+
+
+# --- the plateau rule: train until test accuracy stops rising ---------------------------------------------------
+
+def _scripted(monkeypatch, accuracies):
+    """Make each evaluation during training report the next of ``accuracies`` (the final one is real)."""
+    import experiments.train as training
+
+    real, scripted = training.evaluate, iter(accuracies)
+
+    def evaluate(model, task, test, *, autocast, detailed=False, **kwargs):
+        scores = real(model, task, test, autocast=autocast, detailed=detailed, **kwargs)
+        return scores if detailed else {**scores, "test_accuracy": next(scripted)}
+
+    monkeypatch.setattr(training, "evaluate", evaluate)
+
+
+def test_the_plateau_rule_stops_once_accuracy_stops_rising_and_not_before(monkeypatch):
+    # learning threshold of TINY_TASK is well below 0.6; the accuracy climbs to 0.80 at evaluation 5, then
+    # wobbles within 0.004 of it: the rule (3 evaluations, 0.005) must stop at evaluation 8, not earlier
+    climb = [0.2, 0.4, 0.6, 0.7, 0.80, 0.798, 0.804, 0.801, 0.9, 0.9, 0.9, 0.9]
+    _scripted(monkeypatch, climb)
+    config = TrainConfig(steps=48, batch_size=8, warmup_steps=2, eval_every=4, target_accuracy=0.0,
+                         plateau_evals=3, plateau_delta=0.005)
+    result = train(TINY_TASK, TINY_MODEL, config, progress=False)
+    assert result["status"] == "plateaued" and result["steps_run"] == 32, [p["test_accuracy"] for p in result["curve"]]
+
+
+def test_the_plateau_rule_does_not_stop_in_a_dip(monkeypatch):
+    # on the plateau from evaluation 5, but evaluation 8 dips to 0.70: stop at the next evaluation back on it
+    _scripted(monkeypatch, [0.2, 0.4, 0.6, 0.7, 0.80, 0.798, 0.804, 0.70, 0.801, 0.9, 0.9, 0.9])
+    config = TrainConfig(steps=48, batch_size=8, warmup_steps=2, eval_every=4, target_accuracy=0.0,
+                         plateau_evals=3, plateau_delta=0.005)
+    result = train(TINY_TASK, TINY_MODEL, config, progress=False)
+    assert result["status"] == "plateaued" and result["steps_run"] == 36
+
+
+def test_the_plateau_rule_waits_while_accuracy_rises_or_sits_below_the_learned_threshold(monkeypatch):
+    from experiments.train import plateaued
+
+    rising = [{"test_accuracy": a} for a in (0.5, 0.6, 0.61, 0.62, 0.63, 0.64)]  # +0.01 an evaluation
+    assert not plateaued(rising, 3, 0.005, threshold=0.4)
+    at_chance = [{"test_accuracy": 0.1}] * 10  # the flat stretch before learning starts
+    assert not plateaued(at_chance, 3, 0.005, threshold=0.4)
+    assert plateaued(at_chance, 3, 0.005, threshold=0.05)
+    _scripted(monkeypatch, [0.1] * 12)  # never learns: runs to the cap, the rule never fires
+    config = TrainConfig(steps=48, batch_size=8, warmup_steps=2, eval_every=4, target_accuracy=0.0,
+                         plateau_evals=3)
+    result = train(TINY_TASK, TINY_MODEL, config, progress=False)
+    assert result["status"] == "finished" and result["steps_run"] == 48
+
+
+def test_the_plateau_fields_leave_every_earlier_config_key_alone():
+    from experiments.config import to_dict
+
+    assert "plateau_evals" not in to_dict(TINY_TRAIN) and "plateau_delta" not in to_dict(TINY_TRAIN)
+    with pytest.raises(ConfigError, match="plateau_evals"):
+        TrainConfig(plateau_evals=-1)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from experiments.sweeps._common import MIXING, RECALL_MODEL, make_config
 
 VARIANTS = ("softmax", "rela_g", "linear", "relu_len")
+QUICK = dict(train_len=8, test_len=12, seeds=(0, 1), train=dict(steps=500, warmup_steps=50, eval_every=100),
+             model=RECALL_MODEL)
 PROFILES = {
     "smoke": dict(train_len=4, test_len=6, seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
                   model=dict(d_model=16, num_heads=2, **MIXING)),
-    "quick": dict(train_len=8, test_len=12, seeds=(0, 1), train=dict(steps=500, warmup_steps=50, eval_every=100),
-                  model=RECALL_MODEL),
+    "quick": QUICK,
+    "deep": QUICK,  # the quick sizes: no ledger claim reads this figure
     "full": dict(train_len=20, test_len=40, seeds=(0, 1, 2),
                  train=dict(steps=5000, warmup_steps=200, eval_every=250), model=dict(d_model=128, num_heads=4,
                                                                                       **MIXING)),

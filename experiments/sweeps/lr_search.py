@@ -12,10 +12,12 @@ from experiments.sweeps._common import LEARNING_RATES, RECALL_MODEL, RECALL_TASK
 
 VARIANTS = tuple(LEARNING_RATES)  # every variant with a rate of its own; the others take a relative's (FAMILY)
 TASK = ("mqar", RECALL_TASK)
+QUICK = dict(lrs=(1e-3, 3e-3, 1e-2), seeds=(0,), train=RECALL_TRAIN, model=RECALL_MODEL)
 PROFILES = {
     "smoke": dict(lrs=(3e-3,), seeds=(0,), train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2),
                   model=dict(d_model=16, num_heads=2, token_mixing="shift")),
-    "quick": dict(lrs=(1e-3, 3e-3, 1e-2), seeds=(0,), train=RECALL_TRAIN, model=RECALL_MODEL),
+    "quick": QUICK,
+    "deep": QUICK,  # the quick search: the recipe's learning rates are the quick profile's
     "full": dict(lrs=(3e-4, 1e-3, 3e-3, 1e-2), seeds=(0, 1),
                  train=dict(steps=5000, warmup_steps=200, eval_every=100, target_accuracy=0.99),
                  model=dict(d_model=64, num_heads=4, token_mixing="shift")),

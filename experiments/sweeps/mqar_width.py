@@ -13,11 +13,13 @@ from __future__ import annotations
 from experiments.sweeps._common import MIXING, make_config
 
 VARIANTS = ("softmax", "linear")
+QUICK = dict(widths=(16, 32, 64), pairs=8, heads=2, seeds=(0, 1),
+             train=dict(steps=1000, warmup_steps=100, eval_every=50, target_accuracy=0.95))
 PROFILES = {
     "smoke": dict(widths=(8, 16), pairs=4, heads=2, seeds=(0,),
                   train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2)),
-    "quick": dict(widths=(16, 32, 64), pairs=8, heads=2, seeds=(0, 1),
-                  train=dict(steps=1000, warmup_steps=100, eval_every=50, target_accuracy=0.95)),
+    "quick": QUICK,
+    "deep": QUICK,  # the quick sizes: K2's trained evidence
     "full": dict(widths=(16, 32, 64, 128, 256), pairs=32, heads=4, seeds=(0, 1, 2),
                  train=dict(steps=10_000, warmup_steps=500, eval_every=500)),
 }

@@ -49,16 +49,18 @@ def task(length: int, vocab: int = 64) -> tuple[str, dict]:
     return ("mqar", dict(vocab_size=vocab, seq_len=length, num_kv_pairs=4, filler="blank", num_test_examples=500))
 
 
+# arms: (setting, length, learning rates, variants, batch size)
+QUICK = dict(arms=[("paper", 32, (3e-3,), (*VARIANTS, *REGULARISED), 32),
+                   ("paper", 32, (3e-2,), ("relu", "rela_i", "rela_g", "reluformer"), 32),
+                   ("paper", 128, (3e-3,), ("relu", "rela_i", "rela_g", "reluformer"), 16),
+                   ("recipe", 32, (1e-1,), ("relu", "rela_i", "rela_g"), 64)],
+             seeds=(0, 1, 2), train=dict(steps=800, warmup_steps=100, eval_every=100, target_accuracy=0.95),
+             model=RECALL_MODEL)
 PROFILES = {
     "smoke": dict(arms=[("paper", 16, (1e-3,), ("relu", "rela_i", "reluformer+reg0.1"), 8)], seeds=(0,),
                   train=dict(steps=4, warmup_steps=1, eval_every=2), model=dict(d_model=16, num_heads=2, **MIXING)),
-    # (setting, length, learning rates, variants, batch size)
-    "quick": dict(arms=[("paper", 32, (3e-3,), (*VARIANTS, *REGULARISED), 32),
-                        ("paper", 32, (3e-2,), ("relu", "rela_i", "rela_g", "reluformer"), 32),
-                        ("paper", 128, (3e-3,), ("relu", "rela_i", "rela_g", "reluformer"), 16),
-                        ("recipe", 32, (1e-1,), ("relu", "rela_i", "rela_g"), 64)],
-                  seeds=(0, 1, 2), train=dict(steps=800, warmup_steps=100, eval_every=100, target_accuracy=0.95),
-                  model=RECALL_MODEL),
+    "quick": QUICK,
+    "deep": QUICK,  # the quick sizes: R2 and S4 are decided in the authors' setting there
     "full": dict(arms=[("paper", n, (1e-3, 3e-3, 1e-2), tuple(VARIANTS), 32) for n in (32, 128, 256)]
                  + [("paper", 128, (3e-3,), tuple(REGULARISED), 32),
                     ("recipe", 32, (3e-3, 1e-1), ("relu", "rela_i", "rela_g", "reluformer"), 64)],
