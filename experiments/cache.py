@@ -9,8 +9,8 @@ key (a hash of the config with its device resolved, see
     <task>/<key[:16]>.lock          "host pid" of the runner doing it, refreshed every 30 s
     <task>/<key[:16]>.failed.json   the traceback of a run that raised (never read as a result)
 
-``results_dir`` is the argument, else ``$RESULTS_DIR``, else ``results/`` in
-the repository. Everything here is untrusted input: a file of the wrong shape
+``results_dir`` is the argument, else ``$RESULTS_DIR``, else ``results/``
+under the current folder. Everything here is untrusted input: a file of the wrong shape
 is moved aside (``<name>.corrupt-<time>``), a lock that cannot be trusted
 goes stale. The functions take any config with ``key()``, ``task_name``,
 ``run_id()`` and ``to_dict()``.
@@ -61,9 +61,11 @@ def _writable_folder(path: Path, what: str) -> None:
 
 
 def results_dir(override: str | os.PathLike | None = None) -> Path:
+    """``override``, else ``$RESULTS_DIR``, else ``results/`` under the current folder (never inside the
+    installed package)."""
     if override is not None:
         return Path(override)
-    return Path(os.environ.get("RESULTS_DIR", REPO_ROOT / "results"))
+    return Path(os.environ.get("RESULTS_DIR", "results"))
 
 
 def run_files(config: Any, root: str | os.PathLike | None = None) -> tuple[str, Path, Path, Path]:

@@ -207,6 +207,20 @@ def curve_column(result: dict[str, Any]) -> dict[str, str]:
     return {"curve.test_accuracy": " ".join(f"{s}:{a:.4f}" for s, a in points)}
 
 
+def run_row(config: RunConfig, result: dict[str, Any], *, sweep: str | None, profile: str | None) -> dict[str, Any]:
+    """One run as a sweep CSV's row: the flattened config (dotted names), the result's columns, the learned
+    gate, the analyses, the probes and the accuracy curve."""
+    final = result.get("final", {})
+    row = {"sweep": sweep, "profile": profile, **flatten(config.to_dict())}
+    for column in RESULT_COLUMNS:
+        row[column] = final.get(column, result.get(column))
+    row.update(runs.learning(config, result))
+    row.update(analysis_columns(final))
+    row.update(probe_columns(result))
+    row.update(curve_column(result))
+    return row
+
+
 def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | None = None) -> str:
     """CSV text with one row per config; every config must have a result."""
     rows = []
@@ -218,15 +232,7 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         result = load_result(config, root)
         if result is None:
             raise RuntimeError(f"no result for {config.run_id()}; run the sweep first")
-        final = result.get("final", {})
-        row = {"sweep": sweep, "profile": profile, **flatten(config.to_dict())}
-        for column in RESULT_COLUMNS:
-            row[column] = final.get(column, result.get(column))
-        row.update(runs.learning(config, result))
-        row.update(analysis_columns(final))
-        row.update(probe_columns(result))
-        row.update(curve_column(result))
-        rows.append(row)
+        rows.append(run_row(config, result, sweep=sweep, profile=profile))
     columns = list(dict.fromkeys(column for row in rows for column in row))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")

@@ -114,9 +114,13 @@ def _comparable(here, order: str) -> tuple[str, str]:
                key=lambda name: mean_of(here[(order, name)], "test_accuracy"))
     behind = mean_of(here[(order, best)], "test_accuracy") - mean_of(rela, "test_accuracy")
     return outcome, (f"{order}: rela_g {spread(rela, 'test_accuracy')} against softmax "
-                     f"{spread(soft, 'test_accuracy')}, {gap:.3f} behind (margin {margin:.3f}): {outcome}; best of "
-                     f"three {best} {mean_of(here[(order, best)], 'test_accuracy'):.3f}, rela_g {behind:.3f} behind; "
+                     f"{spread(soft, 'test_accuracy')}, {_behind(gap)} (margin {margin:.3f}): {outcome}; best of "
+                     f"three {best} {mean_of(here[(order, best)], 'test_accuracy'):.3f}, rela_g {_behind(behind)}; "
                      f"ceiling {task_ceiling(rela[0]):.3f}; {_speed(here, order)}")
+
+
+def _behind(gap: float) -> str:
+    return f"{gap:.3f} behind" if gap >= 0 else f"{-gap:.3f} ahead"
 
 
 @claim("R3",

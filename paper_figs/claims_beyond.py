@@ -130,7 +130,17 @@ def judge_b5(ev: Evidence):
     relu_free = differ(groups["relu"], groups[SINK_BASELINE], SINK_SHARE) < 0
     ours = "; ".join(_sink_line(name, rs) for name, rs in groups.items()) + f"; {said}"
     verdict = ("reproduced" if relu_free else "partly") if sinks else "not reproduced"
-    return ours + ("" if not sinks else f"; relu {'needs no' if relu_free else 'has a'} sink"), verdict
+    return ours + ("" if not sinks else f"; relu {'needs no' if relu_free else 'has a'} sink") + _deeper(ev), verdict
+
+
+def _deeper(ev: Evidence) -> str:
+    """The deeper models' most sink-like heads, shown beside the one-layer verdict (not judged)."""
+    found = [r for r in rows(ev, "sinks") if r["model.num_layers"] != "1"]
+    parts = [f"{layers} layers: " + ", ".join(f"{name} first-token weight {spread(rs, SINK_WEIGHT)} (share "
+                                              f"{spread(rs, SINK_SHARE)})" for name, rs in sorted(by_variant(
+                                                  [r for r in found if r["model.num_layers"] == layers]).items()))
+             for layers in sorted({r["model.num_layers"] for r in found}, key=int)]
+    return f"; deeper models (shown, not judged): {'; '.join(parts)}" if parts else ""
 
 
 @claim("B3",
@@ -152,6 +162,7 @@ def judge_b3(ev: Evidence):
     trained = [name for name in NULL_VARIANTS if name in groups]
     null = [name for name in trained if compare([value(r, "sink.null_dormant") for r in groups[name]], NULL_LEVEL) > 0]
     unjudged = [name for name in NULL_VARIANTS if name not in groups]
-    ours += f"; sink removed by: {', '.join(removed) or 'neither'}; rows switched off by: {', '.join(null) or 'neither'}"
+    ours += (f"; sink removed by: {', '.join(removed) or 'neither'}; rows switched off by: "
+             f"{', '.join(null) or 'neither'}")
     ours += f"; unjudged part of the claim: {', '.join(unjudged)} (not trained)" if unjudged else ""
     return ours, at_most_partly(grade(len(removed) + len(null), len(SINK_REMOVERS) + len(trained)), unjudged)

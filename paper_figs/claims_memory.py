@@ -56,7 +56,7 @@ def _accuracies(memory) -> str:
        "IWSLT De-En BLEU: ReLU FFN 34.22, softmax 33.08, softmax+LN 34.21",
        f"KS test of theory/variance.py holds, and at the most slots where neither relu nor softmax_ln is at the "
           f"ceiling (mean < {CEILING}) and one of them learned: softmax_ln not below softmax and tied with relu (the "
-          "seed rule, margin 0.05); no such slot count: inconclusive")
+          "seed rule, margin 0.05); both parts: reproduced, one: partly; no such slot count: inconclusive")
 def judge_s2(ev: Evidence):
     ours_theory, theory_verdict = theory_holds(ev, "S2")
     memory = _memory(ev)

@@ -100,7 +100,7 @@ def _pairs_note(rest: list[dict[str, str]]) -> str:
        "on the length arm (linear attention with more features than pairs, so capacity is not the limit), at "
           "each length where either learned: softmax never below linear and above it somewhere (by the seed rule); "
           "the gap (mean accuracy) larger at the longest such length than at the shortest, with softmax above "
-          "there; both parts: reproduced, one: partly")
+          "there; both parts: reproduced, one: partly, neither: not reproduced; no length arm: not run")
 def judge_d1(ev: Evidence):
     (width, heads, pairs), groups, rest = _length_arm(rows(ev, "mqar_pairs"))
     compared, parts = [], []

@@ -13,7 +13,7 @@ import sys
 from paper_figs._plot import chance_line, group, log_ticks, main, plt, save, spread_line, title, value
 
 STYLE = {"relu": "tab:red", "softmax": "tab:blue", "softmax_ln": "tab:purple", "gelu": "tab:gray"}
-ARM_STYLE = ("--", "-.", ":")  # the S6 arms' softmax lines, in order of (width, weight decay)
+ARM_STYLE = (("--", 10), ("-.", 14), (":", 18), ("--", 22))  # the S6 arms' (line, ring size): rings around a point
 
 
 def _arm(row) -> tuple[int, float]:
@@ -36,8 +36,9 @@ def plot(rows, out):
     for name in dict.fromkeys(name for name, _ in lines):
         slots = sorted(s for n, s in lines if n == name)
         activation = name.split(" ")[0]
-        style = dict(color=STYLE.get(activation), label=name,
-                     ls=ARM_STYLE[others.index(name) % len(ARM_STYLE)] if name in others else "-")
+        line, size = ARM_STYLE[others.index(name) % len(ARM_STYLE)] if name in others else ("-", 6)
+        style = dict(color=STYLE.get(activation), label=name, ls=line, markersize=size,
+                     markerfacecolor="none" if name in others else None)
         for ax, column in ((axes[0], "test_accuracy"), (axes[1], "ffn_top_mass_at_queries")):
             spread_line(ax, slots, [[value(r, column) for r in lines[(name, s)]] for s in slots], **style)
     slots = [s for _, s in lines]
@@ -49,7 +50,7 @@ def plot(rows, out):
     axes[1].axhline(0.85, color="k", ls=":", lw=1)
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
-    title(axes[0], f"FFN memory, {rows[0]['task.num_facts']} facts, d={arms[0][0]} wd={arms[0][1]:g}", rows)
+    title(axes[0], f"{rows[0]['task.num_facts']} facts, d={arms[0][0]} wd={arms[0][1]:g}", rows)
     save(fig, out)
 
 

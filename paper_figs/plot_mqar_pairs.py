@@ -14,7 +14,8 @@ drawn; MQAR's ceiling is 1.
 
 import sys
 
-from paper_figs._plot import caption, chance_line, color, group, log_ticks, main, plt, save, value, variant
+from paper_figs._plot import (caption, chance_line, color, group, log_ticks, main, mean_range, plt, save, value,
+                              variant)
 
 
 def _arms(rows):
@@ -30,18 +31,17 @@ def _lines(ax, rows, x) -> None:
     by_variant = group(rows, variant, x)
     for name in sorted({v for v, _ in by_variant}):
         xs = sorted(n for v, n in by_variant if v == name)
-        means, lows, highs, finished = [], [], [], []
+        means, errors, finished = [], [[], []], []
         for n in xs:
             runs = by_variant[(name, n)]
-            accs = [value(r, "test_accuracy") for r in runs]  # a diverged run counts as 0
-            means.append(sum(accs) / len(accs))
-            lows.append(min(accs))
-            highs.append(max(accs))
+            average, down, up = mean_range(value(r, "test_accuracy") for r in runs)  # a diverged run counts as 0
+            means.append(average)
+            errors[0].append(down)
+            errors[1].append(up)
             finished.append(all(r["status"] == "reached_target" for r in runs))
             for r in runs:
                 if r["status"] == "diverged":
                     ax.plot(n, 0.0, "x", color="black")
-        errors = [[m - lo for m, lo in zip(means, lows)], [hi - m for m, hi in zip(means, highs)]]
         shade = color(name)
         ax.errorbar(xs, means, yerr=errors, capsize=3, label=name, color=shade, zorder=2)
         for n, m, done in zip(xs, means, finished):

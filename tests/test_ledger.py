@@ -229,6 +229,14 @@ def test_a_softmax_head_on_the_first_token_everywhere_is_not_a_dormant_sink():
     assert next(c for c in CLAIMS if c.id == "B3").verdict(evidence)[1] == "inconclusive"
 
 
+def test_b5_shows_the_deeper_models_without_judging_them():
+    evidence = sinks(0.7, 0.05)
+    evidence.sweeps["sinks"] += [{**r, "model.num_layers": "2", "sink.first_weight_dormant": "0.0"}
+                                 for r in evidence.sweeps["sinks"] if r["model.attention.name"] == "softmax"]
+    ours, verdict = next(c for c in CLAIMS if c.id == "B5").verdict(evidence)
+    assert verdict == "reproduced" and "2 layers: softmax first-token weight 0.000" in ours, ours
+
+
 def test_b5_is_partly_where_relu_sinks_as_much_as_softmax():
     b5 = next(c for c in CLAIMS if c.id == "B5")
     ours, verdict = b5.verdict(sinks(0.7, 0.05, relu_share=0.7))

@@ -73,3 +73,23 @@ def test_a_short_bigram_backcopy_run_records_the_probe_per_layer_and_head():
     assert all(math.isfinite(v) for layer in sink["per_layer"] for values in layer.values() for v in values)
     assert all(m == pytest.approx(1.0) for layer in sink["per_layer"] for m in layer["row_mass_dormant"])  # softmax
     assert 0 < sink["uniform"] < 1
+
+
+def test_the_sink_cards_read_the_one_layer_runs_they_judge():
+    from paper_figs import settings
+    from paper_figs.claims import Evidence
+
+    def row(name, layers, decay):
+        return {"model.attention.name": name, "model.num_layers": str(layers), "model.d_model": "64",
+                "model.num_heads": "1", "task.name": "bigram_backcopy", "task.vocab_size": "64", "task.seq_len": "128",
+                "task.num_triggers": "3", "train.weight_decay": decay, "train.steps": "600", "train.batch_size": "64",
+                "train.seed": "0"}
+
+    rows = [row("softmax", 1, "0.0001"), row("relu", 1, "0.0001"), row("softmax", 2, "0.1"), row("softpick", 1, "0.1")]
+    evidence = Evidence(sweeps={"sinks": rows})
+    table = {factor: (ours, why) for factor, _, ours, why in settings.CARDS["B5"].table(evidence)}
+    assert table["weight decay"] == ("0.0001", "")  # the authors' 1e-4: no reason needed
+    assert table["depth and width"][0] == "1 layers, d=64, 1 heads" and table["depth and width"][1]
+    assert table["task"][0] == "bigram_backcopy: V=64, length 128, k=3 triggers"
+    b3 = {factor: ours for factor, _, ours, _ in settings.CARDS["B3"].table(evidence)}
+    assert b3["weight decay"] == "0.1, 0.0001"  # softpick's run at another decay shows on the card that reads it

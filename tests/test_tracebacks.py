@@ -291,7 +291,10 @@ def plot_rows(names=("softmax", TEX), drop: tuple[str, ...] = ()) -> list[dict[s
                    "steps_run": "2", "test_accuracy": "0.5", "learned": "0", "chance": "0.25",
                    "learned_threshold": "0.625", "aer": "0.3", "decode_state_bytes": "100",
                    "ffn_top_mass_at_queries": "0.5", "slice.length.2": "0.5", "slice.length.4": "0.4",
-                   "length.32": "0.4", "attn.first_mass.max": "0.3", "attn.null_rate.mean": "0.1"}
+                   "length.32": "0.4", "attn.first_mass.max": "0.3", "attn.null_rate.mean": "0.1",
+                   "model.num_layers": "1", "ceiling": "0.9", "sink.first_weight_dormant": "0.5",
+                   "sink.first_weight_active": "0.0", "sink.null_dormant": "0.1", "sink.value_norm_ratio": "0.5",
+                   "sink.uniform": "0.06"}
             rows.append({k: v for k, v in row.items() if k not in drop})
     return rows
 

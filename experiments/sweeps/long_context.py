@@ -11,7 +11,7 @@ Profiles:
   (``power_a = 1``), blank filler, runs stop at 0.95 test accuracy. At 128 the
   paper predicts a tie, so the ledger says inconclusive; blank filler leaves
   nothing that grows with the length to compete for attention.
-- ``deep``: MQAR at lengths 128 to 512, 8 pairs, queries placed uniformly,
+- ``deep``: MQAR at lengths 128 and 512, 8 pairs, queries placed uniformly,
   with random filler drawn from 256 tokens of its own, disjoint from keys
   and values (``filler_tokens``): every filler token is a distinct
   competitor for attention, and more of them come with the length. Every run
@@ -37,7 +37,7 @@ PROFILES = {
     "quick": dict(lengths=(128,), seeds=(0, 1, 2),
                   train=dict(steps=800, warmup_steps=100, eval_every=50, target_accuracy=0.95), model=RECALL_MODEL,
                   task=dict(vocab_size=64, num_kv_pairs=4)),
-    "deep": dict(lengths=(128, 256, 512), seeds=(0, 1, 2),
+    "deep": dict(lengths=(128, 512), seeds=(0, 1, 2),  # 256 left out: the CPU budget (see the report)
                  train=dict(steps=500, batch_size=32, warmup_steps=100, eval_every=100, target_accuracy=0.0),
                  model=RECALL_MODEL, task=dict(vocab_size=64 + 256, num_kv_pairs=8, filler="random",
                                                filler_tokens=256, num_test_examples=250)),

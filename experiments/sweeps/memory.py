@@ -28,7 +28,8 @@ Profiles:
   table). S6 beside today's arm: the paper's weight decay 1e-4 (the IWSLT
   fairseq recipe) at width 16, and a wider memory (width 32) at 1e-4, each
   with 2048 slots; the ledger reads S6 at 1e-4.
-- ``full``: a GPU's sizes (8192 facts, width 32, 32 to 2048 slots).
+- ``full``: a GPU's sizes (8192 facts, width 32, 32 to 2048 slots; S6 at
+  4096 slots, widths 32 to 128).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ PROFILES = {
                  train=dict(steps=3000, lr=3e-3, warmup_steps=100, eval_every=500)),
     "full": dict(facts=8192, vocab=256, ratios=(1, 2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), d_model=32,
                  s6_arms=((32, 128, RECIPE_WEIGHT_DECAY), (32, 128, PAPER_WEIGHT_DECAY),
-                          (128, 32, PAPER_WEIGHT_DECAY)),
+                          (64, 64, PAPER_WEIGHT_DECAY), (128, 32, PAPER_WEIGHT_DECAY)),
                  train=dict(steps=20_000, lr=1e-3, warmup_steps=500, eval_every=500)),
 }
 
