@@ -5,6 +5,7 @@ key (a hash of the config with its device resolved, see
 :meth:`experiments.runs.RunConfig.key`). Layout, under ``results_dir``::
 
     <task>/<key[:16]>.json          the result (written atomically once a run ends)
+    <task>/<key[:16]>.safetensors   its final weights, named in the result by size and SHA-256
     <task>/<key[:16]>.ckpt          the checkpoint an interrupted run resumes from
     <task>/<key[:16]>.lock          "host pid" of the runner doing it, refreshed every 30 s
     <task>/<key[:16]>.failed.json   the traceback of a run that raised (never read as a result)
@@ -31,7 +32,7 @@ from typing import Any
 import numpy
 import torch
 
-from experiments import untrusted
+from experiments import untrusted, weights
 from experiments.atomic import atomic_write_text, no_space_in, quarantine
 from experiments.config import ConfigError
 
@@ -89,27 +90,39 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
     Anything at the result path that is not a result of the right shape (not
     JSON, truncated by a crash that bypassed the atomic write, a JSON list, a
     field of the wrong type, a folder, a symlink, a FIFO, a file too large or
-    nested too deep, edited by hand) is moved aside to
-    ``<name>.corrupt-<time>`` with one warning, and the run is done again.
+    nested too deep, edited by hand, naming kept weights that are not there as
+    named) is moved aside to ``<name>.corrupt-<time>`` with one warning, and
+    the run is done again.
     """
     path = result_path(config, root)
     if not os.path.lexists(path):
         return None
     try:
-        result = untrusted.read_json(path, root=results_dir(root))  # no FIFO, link, device or huge file
-        if not isinstance(result, dict):
-            raise ValueError(f"holds a JSON {type(result).__name__}, not an object")
-        wrong = [f"{f} ({kind.__name__} expected)" for f, kind in REQUIRED_FIELDS.items()
-                 if not isinstance(result.get(f), kind)]
-        if wrong:
-            raise ValueError(f"missing or mistyped fields {wrong}")
-        if result["key"] != config.key() or not config.same_run(result["config"]):
-            raise ValueError(f"holds the result of another config (key {result['key'][:16]!r})")
-        if result["status"] not in RESULT_STATUSES:
-            raise ValueError(f"status {result['status'][:40]!r} is none of {list(RESULT_STATUSES)}")
+        return checked_result(config, root)
     except (OSError, ValueError) as error:  # OSError: a folder or an unreadable file; ValueError: not a result
         quarantine(path, f"is not a result ({error}); the run will be redone")
+        if os.path.lexists(path.with_suffix(weights.SUFFIX)):
+            quarantine(path.with_suffix(weights.SUFFIX), "belongs to a result set aside; the run will be redone")
         return None
+
+
+def checked_result(config: Any, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The result of ``config`` if the file at its place is one, with the weights it names; raises (OSError
+    or ValueError, naming the problem) otherwise, moving nothing."""
+    path = result_path(config, root)
+    result = untrusted.read_json(path, root=results_dir(root))  # no FIFO, link, device or huge file
+    if not isinstance(result, dict):
+        raise ValueError(f"holds a JSON {type(result).__name__}, not an object")
+    wrong = [f"{f} ({kind.__name__} expected)" for f, kind in REQUIRED_FIELDS.items()
+             if not isinstance(result.get(f), kind)]
+    if wrong:
+        raise ValueError(f"missing or mistyped fields {wrong}")
+    if result["key"] != config.key() or not config.same_run(result["config"]):
+        raise ValueError(f"holds the result of another config (key {result['key'][:16]!r})")
+    if result["status"] not in RESULT_STATUSES:
+        raise ValueError(f"status {result['status'][:40]!r} is none of {list(RESULT_STATUSES)}")
+    if "weights" in result:  # the kept weights it names: the very file, or the run is redone
+        weights.verify(result, path.with_suffix(weights.SUFFIX), results_dir(root))
     return result
 
 

@@ -25,10 +25,9 @@ from typing import Any
 import torch
 
 import synthetic
-from experiments import attention
+from experiments import attention, cache, weights
 from experiments.config import ConfigError, check_values, from_dict, stable_hash, to_dict
 from experiments.atomic import atomic_write_text
-from experiments import cache
 from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, clear, failure_path, git_revision,
                                holder_line, load_result, lock_path, result_path, run_files, versions)
 from experiments.model import ModelConfig
@@ -326,6 +325,10 @@ def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = Fal
     if fresh:
         checkpoint.unlink(missing_ok=True)  # --force: never resume, whatever a checkpoint holds
     outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint)
+    if checkpoint.exists():  # the run's last state: its weights are kept beside the result
+        kept = checkpoint.with_suffix(weights.SUFFIX)
+        clear(kept)  # an earlier run's file or a link is replaced; a planted folder is moved aside
+        outcome["weights"] = weights.keep(checkpoint, kept)
     clear(failure_path(config, root))
     result = {
         "schema": SCHEMA_VERSION,

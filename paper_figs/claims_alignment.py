@@ -4,16 +4,18 @@ every judge follows are in :mod:`paper_figs.claims`.
 Both are judged on trained models: in the authors' setting where it was run
 (post-LN, unit-scaling init, no clipping; else the recipe's), per reordering,
 on runs that trained until their test accuracy stopped rising (status
-``plateaued``). Runs stopped at a step cap while still climbing measure how
-fast a variant learns, not what it reaches: the verdict is then
-``inconclusive`` and ``ours`` gives the numbers at the cap.
+``plateaued``; :func:`experiments.train.plateaued`). Runs stopped at a step
+cap instead measure how fast a variant learns, not what it reaches: the
+verdict is then ``inconclusive`` and ``ours`` gives the numbers at the cap.
+Accuracy is read against the task's ceiling (:func:`task_ceiling`), below 1
+because whether a word yields two target words is a coin flip.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from statistics import mean, median
+from statistics import median
 
 from experiments.config import field_types
 from paper_figs._rows import group, setting, value, variant
@@ -142,8 +144,8 @@ def judge_r3(ev: Evidence):
     ours = f"{where} setting: " + "; ".join(parts) + _beside(ev, where, "test_accuracy")
     capped = _not_at_plateau(here)
     if capped:
-        return f"not at plateau: stopped at the step cap while still learning ({capped}), so this compares " \
-               f"learning speed, not quality; {ours}", "inconclusive"
+        return f"not at plateau: stopped at the step cap, not by the plateau rule ({capped}), so this " \
+               f"compares learning speed, not quality; {ours}", "inconclusive"
     count = {outcome: outcomes.count(outcome) for outcome in ("comparable", "worse")}
     if count["comparable"] == 0 and count["worse"] < len(orders):
         return f"the seed spread is wider than the margin: {ours}", "inconclusive"
@@ -187,7 +189,7 @@ def judge_r7(ev: Evidence):
     ours = f"{where} setting, AER (layer best head/head mean): " + "; ".join(parts) + _beside(ev, where, "aer")
     capped = _not_at_plateau(here)
     if capped:
-        return f"not at plateau: stopped at the step cap while still learning ({capped}); {ours}", "inconclusive"
+        return f"not at plateau: stopped at the step cap, not by the plateau rule ({capped}); {ours}", "inconclusive"
     unaligned = any(float(r.get("task.particle_fraction") or 0) > 0 for rs in here.values() for r in rs)
     if verdict == "not reproduced" and not unaligned:
         raise Untestable(f"no target word is unaligned, so switching a row off can only lose links: {ours}")
