@@ -33,12 +33,12 @@ import typing
 from typing import Any
 
 import synthetic
-from experiments import attention, cli
+from experiments import attention, cli, tracking
 from experiments.config import ConfigError, field_types
 from experiments.atomic import NoSpace
 from experiments.model import ModelConfig
 from experiments.cache import (LockTimeout, check_results_dir, check_task_folder, failure_path, record_failure,
-                               result_path)
+                               result_path, results_dir)
 from experiments.runs import RunConfig, check_compatible, check_fits, describe, run
 from experiments.sweep_files import set_dotted
 from experiments.sweeps._common import NO_RECIPE, RECIPES, default_recipe, recipe_names, recipe_sections
@@ -154,6 +154,9 @@ def build_parser(task_name: str, attention_name: str,
     parser.add_argument("--lock-timeout", type=cli.lock_seconds, default=None, metavar="SECONDS",
                         help="give up (exit 1) after waiting this long for another runner's lock on this run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log", choices=tracking.KINDS, default="none",
+                        help="send each evaluation to TensorBoard (<results>/tensorboard/<run id>) or W&B (offline "
+                             "unless WANDB_MODE says otherwise); each needs its extra installed")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON instead of a summary")
     shown = attention.get(attention_name).name
     groups = {
@@ -208,7 +211,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, RunConfig]:
         resolve_device(config.train.device)  # an unavailable device is bad input too
         check_fits(config)  # arithmetic on the config only: nothing is allocated
         check_compatible(config)
+        tracking.check_available(args.log)
         if not args.dry_run:
+            if args.log == "tensorboard":  # no event written through a link out of the results folder
+                tracking.log_folder(results_dir(args.results_dir), config.run_id(), None)
             check_results_dir(args.results_dir)
             check_task_folder(config, args.results_dir)
     except ConfigError as error:
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result, cached = run(config, root=args.results_dir, progress=not args.no_progress, force=args.force,
-                             lock_timeout=args.lock_timeout)
+                             lock_timeout=args.lock_timeout, log=args.log)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {config.run_id()} resumes from its last checkpoint when run again", file=sys.stderr)
         return 130

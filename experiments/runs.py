@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 import synthetic
-from experiments import attention, cache, weights
+from experiments import attention, cache, tracking, weights
 from experiments.config import ConfigError, check_values, from_dict, stable_hash, to_dict
 from experiments.atomic import atomic_write_text
 from experiments.cache import (Heartbeat, Locked, LockTimeout, acquire, clear, failure_path, git_revision,
@@ -232,8 +232,10 @@ def check_compatible(config: RunConfig) -> None:
 
 def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: bool = True,
         force: bool = False, wait: bool = True, poll_seconds: float = 0.5,
-        lock_timeout: float | None = None) -> tuple[dict[str, Any], bool]:
-    """Run ``config`` unless its result is cached; returns ``(result, was_cached)``.
+        lock_timeout: float | None = None, log: str = "none",
+        sweep: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Run ``config`` unless its result is cached; returns ``(result, was_cached)``. A run trained here sends
+    each evaluation to the tracker ``log`` names (:mod:`experiments.tracking`; ``sweep`` groups its runs).
 
     A lock file beside the result keeps concurrent runners (processes, or
     jobs on a shared file system) from doing one run twice: while another
@@ -272,7 +274,7 @@ def run(config: RunConfig, *, root: str | os.PathLike | None = None, progress: b
             cached = load_result(config, root)
             if cached is not None:
                 return cached, True
-        result = _train_and_record(config, root, progress, fresh=force)
+        result = _train_and_record(config, root, progress, fresh=force, log=log, sweep=sweep)
     finally:
         heartbeat.stopped.set()
         lock.unlink(missing_ok=True)
@@ -319,12 +321,19 @@ def finite_json(data: Any, path: str = "") -> tuple[Any, list[str]]:
     return data, []
 
 
-def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = False) -> dict[str, Any]:
+def _train_and_record(config: RunConfig, root, progress: bool, fresh: bool = False, log: str = "none",
+                      sweep: str | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     checkpoint = result_path(config, root).with_suffix(".ckpt")  # an interrupted run resumes from here
     if fresh:
         checkpoint.unlink(missing_ok=True)  # --force: never resume, whatever a checkpoint holds
-    outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint)
+    tracker = tracking.Tracker(log, root=cache.results_dir(root), run_id=config.run_id(), sweep=sweep,
+                               config=config.to_dict())
+    try:
+        outcome = train(config.task, config.model, config.train, progress=progress, checkpoint=checkpoint,
+                        log=tracker if log != "none" else None)
+    finally:
+        tracker.close()
     if checkpoint.exists():  # the run's last state: its weights are kept beside the result
         kept = checkpoint.with_suffix(weights.SUFFIX)
         clear(kept)  # an earlier run's file or a link is replaced; a planted folder is moved aside

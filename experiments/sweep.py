@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments import cli, metrics, plan, runs, sweeps
+from experiments import cli, metrics, plan, runs, sweeps, tracking
 from experiments.config import ConfigError
 from experiments.atomic import NoSpace, atomic_write_text, why
 from experiments.executors import (EXECUTORS, LocalExecutor, Lost, default_job_folder, make_executor,
@@ -62,14 +62,15 @@ class Outcome:
 
 
 def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
-             lock_timeout: float | None = None) -> Outcome:
+             lock_timeout: float | None = None, log: str = "none", sweep: str | None = None) -> Outcome:
     """Run one config; an exception becomes a ``failed`` record (with its traceback) and the sweep goes on.
 
     With ``wait=False`` a run another process holds is skipped and reported as ``locked``.
     """
     config = RunConfig.from_dict(config_dict)
     try:
-        result, cached = run(config, root=root, progress=False, wait=wait, lock_timeout=lock_timeout)
+        result, cached = run(config, root=root, progress=False, wait=wait, lock_timeout=lock_timeout, log=log,
+                             sweep=sweep)
     except Locked:
         return Outcome("locked")
     except Exception as error:  # noqa: BLE001 - any failure of one run must not stop the sweep
@@ -84,8 +85,10 @@ def _run_one(config_dict: dict[str, Any], root: str | None, wait: bool = True,
 
 
 def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
-            root: str | None = None, lock_timeout: float | None = None) -> dict[str, list[str]]:
-    """Run every config that has no cached result on ``executor`` (default: local, ``workers`` processes).
+            root: str | None = None, lock_timeout: float | None = None, log: str = "none",
+            sweep: str | None = None) -> dict[str, list[str]]:
+    """Run every config that has no cached result on ``executor`` (default: local, ``workers`` processes);
+    each run trained sends its evaluations to the tracker ``log`` names, grouped under ``sweep``.
 
     First pass: runs held by another runner are skipped; second pass: wait
     for those (or take them over if their runner died). Returns the run ids
@@ -103,7 +106,7 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
         if not todo:
             break
         skipped = []
-        calls = [(c.to_dict(), root, wait, lock_timeout) for c in todo]
+        calls = [(c.to_dict(), root, wait, lock_timeout, log, sweep) for c in todo]
         for index, ended in executor.map(_run_one, calls, on_poll=report):
             config = todo[index]
             if isinstance(ended, Lost):
@@ -293,6 +296,9 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--allow-large", action="store_true", help=f"run a sweep file of more than {MAX_RUNS} runs")
     parser.add_argument("--lock-timeout", type=cli.lock_seconds, default=None, metavar="SECONDS",
                         help="a run waiting longer than this for another runner's lock fails (recorded) instead")
+    parser.add_argument("--log", choices=tracking.KINDS, default="none",
+                        help="send each run's evaluations to TensorBoard (<results>/tensorboard/<sweep>/<run id>) "
+                             "or W&B (grouped by sweep; offline unless WANDB_MODE says otherwise)")
     jobs = parser.add_argument_group("executor")
     jobs.add_argument("--executor", default="local", choices=EXECUTORS,
                       help="local processes, SLURM array jobs, or submitit's local executor (default local)")
@@ -385,11 +391,12 @@ def build_executor(args: argparse.Namespace, sweep_name: str, parser: cli.Parser
 
 
 def run_until_interrupted(configs: list[RunConfig], executor: Any, args: argparse.Namespace,
-                          argv: list[str] | None) -> dict[str, list[str]] | None:
+                          argv: list[str] | None, sweep_name: str) -> dict[str, list[str]] | None:
     """:func:`run_all`, or None after an interrupt (Ctrl-C or TERM), with the command that resumes the sweep."""
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's or kill's TERM stops the workers too
     try:
-        return run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout)
+        return run_all(configs, executor=executor, root=args.results_dir, lock_timeout=args.lock_timeout,
+                       log=args.log, sweep=sweep_name)
     except KeyboardInterrupt:
         counts = Progress(configs, args.results_dir).counts()
         command = " ".join(shlex.quote(a) for a in ["python", "-m", "experiments.sweep", *(argv or sys.argv[1:])])
@@ -435,7 +442,11 @@ def main(argv: list[str] | None = None) -> int:
         print(Progress(configs, args.results_dir).line())
         return 0
 
-    outcome = run_until_interrupted(configs, build_executor(args, sweep_name, parser), args, argv)
+    try:
+        tracking.check_available(args.log)
+    except ConfigError as error:
+        parser.error(str(error))
+    outcome = run_until_interrupted(configs, build_executor(args, sweep_name, parser), args, argv, sweep_name)
     if outcome is None:
         return 130
     if outcome["lost"]:

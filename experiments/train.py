@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -314,10 +315,11 @@ def start(task: Any, model_config: ModelConfig, config: TrainConfig, device: tor
 
 
 def record_interval(both: torch.Tensor, state: TrainingState, model: torch.nn.Module, task: Any,
-                    test: tuple[torch.Tensor, ...], *, autocast: bool) -> int | None:
+                    test: tuple[torch.Tensor, ...], *, autocast: bool, lr: float) -> int | None:
     """Close an evaluation interval: add its point to ``state.curve``, or return the step the run diverged at.
 
-    ``both`` is ``(steps, 3)``: each step's task loss, task + auxiliary losses and gradient norm.
+    ``both`` is ``(steps, 3)``: each step's task loss, task + auxiliary losses and gradient norm; ``lr`` is
+    the learning rate the schedule has reached at this step.
     """
     losses = both[:, 0]
     finite = torch.isfinite(both[:, :2]).all(dim=1)
@@ -330,7 +332,7 @@ def record_interval(both: torch.Tensor, state: TrainingState, model: torch.nn.Mo
     scores = evaluate(model, task, test, autocast=autocast)
     if not math.isfinite(scores["test_loss"]):
         return state.step  # the test loss overflowed at this evaluation
-    point = {"step": state.step, "train_loss": float(losses.mean()), **scores,
+    point = {"step": state.step, "train_loss": float(losses.mean()), **scores, "lr": lr,
              "grad_norm_max": _finite(float(both[:, 2].max())),
              "output_ratio": output_ratios(model, test, autocast=autocast)}
     if not torch.equal(both[:, 0], both[:, 1]):
@@ -376,9 +378,17 @@ def _result(status: str, diverged_at: int | None, state: TrainingState, final: d
     }
 
 
+def show(point: dict[str, Any], bar: Any, log: Callable[[dict], None] | None) -> None:
+    """An evaluation's point on the progress bar and, with ``log``, to the run's tracker."""
+    bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
+    if log is not None:
+        log(point)
+
+
 def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress: bool = True,
-          checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Train and evaluate; returns metrics, the curve and the status.
+          checkpoint: str | os.PathLike | None = None, log: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate; returns metrics, the curve and the status; ``log(point)`` sees each evaluation's
+    point of the curve as it is made (live tracking, :mod:`experiments.tracking`).
 
     ``status`` is ``finished`` (all steps run), ``reached_target`` (stopped
     early at ``target_accuracy``), ``plateaued`` (stopped once test accuracy
@@ -418,16 +428,15 @@ def train(task: Any, model_config: ModelConfig, config: TrainConfig, *, progress
         bar.update(1)
         if state.step % config.eval_every != 0 and state.step != config.steps:
             continue
-
-        diverged_at = record_interval(torch.stack(recent), state, model, task, test, autocast=autocast)
+        diverged_at = record_interval(torch.stack(recent), state, model, task, test, autocast=autocast,
+                                      lr=optimizer.param_groups[0]["lr"])
         recent = []
         if diverged_at is not None:
             status = "diverged"
             break
         if path is not None:
             save(path, objects, state, train_seconds=state.earlier_seconds + time.perf_counter() - started)
-        point = state.curve[-1]
-        bar.set_postfix(loss=f"{point['train_loss']:.3f}", acc=f"{point['test_accuracy']:.3f}")
+        show(state.curve[-1], bar, log)
         status = stop_status(config, state.curve, threshold) or status
         if status != "finished":
             break

@@ -90,3 +90,13 @@ def test_one_python_version_a_license_and_a_citation():
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
     assert citation["cff-version"] and citation["title"] and citation["authors"]
     assert citation["license"] == project["license"]["text"] == "MIT"
+
+
+def test_the_own_model_example_of_the_extending_guide_runs():
+    text = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
+    section = text.split("## Using a variant in your own model", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/extending.md", "exec"), namespace)  # the guide's own code, as a reader would run it
+    assert tuple(namespace["weights"].shape) == (2, 4, 10, 10)
+    assert all(p.grad is not None for p in namespace["block"].attn.parameters())
