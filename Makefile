@@ -56,7 +56,7 @@ CUDA_IN_TORCH = $(shell $(PY) -c 'import torch; print(int(torch.cuda.is_availabl
 DEVICE_MISMATCH := nvidia-smi lists a GPU but the torch of $(PY) cannot use CUDA, so PROFILE=full would \
   train on the CPU: use PYTHON=<an interpreter whose torch has CUDA>, or PROFILE=quick
 
-.PHONY: help all figures notebooks ledger report test setup clean clean-results bench lr-search check-device kernels plan
+.PHONY: help all figures notebooks ledger report analysis test setup clean clean-results bench lr-search check-device kernels plan
 
 help:  ## list the targets
 	@echo "make all      build every figure (PROFILE=$(PROFILE); smoke|quick|deep|full)"
@@ -64,6 +64,7 @@ help:  ## list the targets
 	@echo "make ledger   the claims ledger ($(LEDGER)); needs the figures and notebooks"
 	@echo "make report   one offline page of every claim, its figures, runs and notebook -> $(REPORT)"
 	@echo "make notebooks  execute every theory notebook (full Monte Carlo) to .ipynb + .html, with its figures"
+	@echo "make analysis  docs/analysis.py on this profile's results: a sweep as a table, grouped and plotted"
 	@echo "make test     run the test suite"
 	@echo "make bench    time and memory against length for every variant and form, training throughput"
 	@echo "              -> $(BENCH_OUT) (+ .md table, .png plot); 17 min measured on the 2-core CPU"
@@ -75,7 +76,7 @@ help:  ## list the targets
 	@echo "make clean-results  also remove the result cache (results/)"
 	@echo "variables: PYTHON=<interpreter> PROFILE=$(PROFILE) WORKERS=$(WORKERS) TORCH_SPEC='$(TORCH_SPEC)'"
 
-all: figures notebooks ledger report
+all: figures notebooks ledger report analysis
 
 report: $(REPORT)
 
@@ -170,6 +171,18 @@ $(NOTEBOOK_DIR)/%.ipynb: theory/%.py theory/_mc.py $(SOURCES) | $(STAMP)
 	mv $@.tmp.ipynb $@
 
 $(NOTEBOOK_DIR)/%.html: $(NOTEBOOK_DIR)/%.ipynb theory/_html.py
+	$(PY) -m theory._html $< $@
+
+# docs/analysis.py, a sweep's results loaded as a table, grouped and plotted, executed on this profile's results.
+analysis: $(FIG_DIR)/analysis.html
+
+$(FIG_DIR)/analysis.ipynb: docs/analysis.py $(FIG_DIR)/mqar_pairs.csv experiments/results.py | $(STAMP)
+	$(PY) -m jupytext --quiet --to ipynb --output $@.tmp.ipynb $<
+	PYTHONPATH=$(CURDIR) PROFILE=$(PROFILE) RESULTS_DIR=$(abspath $(or $(RESULTS_DIR),results)) \
+	  $(PY) -m jupyter nbconvert --to notebook --execute --inplace $@.tmp.ipynb || { rm -f $@.tmp.ipynb; exit 1; }
+	mv $@.tmp.ipynb $@
+
+$(FIG_DIR)/analysis.html: $(FIG_DIR)/analysis.ipynb theory/_html.py
 	$(PY) -m theory._html $< $@
 
 clean:

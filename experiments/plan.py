@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import statistics
@@ -155,6 +156,17 @@ def forward_flops(config: RunConfig, batch: int, length: int | None = None) -> f
     dense = 2 * batch * target * (layers * block + head)
     maps = 4 * batch * layers * width * target**2  # Q K^T and P V, the whole T x T
     return float(dense + maps)
+
+
+@functools.lru_cache(maxsize=1024)
+def weights_bytes(config: RunConfig) -> int:
+    """The bytes of the weights a finished run keeps (:mod:`experiments.weights`): every tensor of the model's
+    state, tied ones once per name, counted on a model built without memory (the safetensors header aside)."""
+    from experiments.train import build_model
+
+    with torch.device("meta"):
+        model = build_model(config.task, config.model)
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def step_flops(config: RunConfig) -> float:
@@ -304,21 +316,31 @@ def describe_config(config: RunConfig) -> str:
 
 def table(plans: Sequence[SweepPlan], device: Device, workers: int, profile: str) -> str:
     header = (f"{'sweep':<15} {'runs':>5} {'steps (max)':>12} {'train FLOP':>10} {'eval FLOP':>9}  "
-              f"{'largest config':<34} {'GFLOP/step':>10} {'est. wall':>12}")
+              f"{'largest config':<34} {'GFLOP/step':>10} {'weights':>9} {'est. wall':>12}")
     lines = [f"plan: profile {profile}, {device.name} ({device.kind}), {workers} worker(s); nothing is run", "",
              header, "-" * len(header)]
     for p in plans:
         measured = f"  measured {p.measured_step_s * 1e3:.1f} ms/step" if p.measured_step_s is not None else ""
         lines.append(f"{p.name:<15} {len(p.runs):>5} {p.steps:>12,} {p.train_flops:>10.2e} {p.eval_flops:>9.2e}  "
                      f"{describe_config(p.largest.config):<34} {p.largest.step_flops / 1e9:>10.2f} "
-                     f"{duration(p.wall_seconds):>12}{measured}{'  ' + p.note if p.note else ''}")
+                     f"{megabytes(kept(p)):>9} {duration(p.wall_seconds):>12}{measured}"
+                     f"{'  ' + p.note if p.note else ''}")
     total = sum(p.wall_seconds for p in plans)
     lines += ["-" * len(header),
               f"{'total':<15} {sum(len(p.runs) for p in plans):>5} {sum(p.steps for p in plans):>12,} "
               f"{sum(p.train_flops for p in plans):>10.2e} {sum(p.eval_flops for p in plans):>9.2e}  "
-              f"{'':<34} {'':>10} {duration(total):>12}", ""]
+              f"{'':<34} {'':>10} {megabytes(sum(kept(p) for p in plans)):>9} {duration(total):>12}", ""]
     lines += assumptions(device, workers)
     return "\n".join(lines)
+
+
+def kept(plan: SweepPlan) -> int:
+    """The bytes of weights the sweep's runs keep beside their results."""
+    return sum(weights_bytes(r.config) for r in plan.runs)
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 2**20:.1f} MB"
 
 
 def assumptions(device: Device, workers: int) -> list[str]:
@@ -338,6 +360,8 @@ def assumptions(device: Device, workers: int) -> list[str]:
         f"- {share};",
         "  sweeps one after another",
         "- not counted: building test sets, checkpoints at each evaluation, the final analyses, process start-up",
+        "- weights: what the runs keep beside their results (every tensor of the model's state in fp32, tied",
+        "  ones once per name; safetensors headers aside)",
     ]
 
 

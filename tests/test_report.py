@@ -123,6 +123,14 @@ def test_the_smoke_report_is_small_self_contained_and_cites_its_runs(smoke_repor
     assert verdicts == notebooks, "each notebook writes its verdicts beside the figures, wherever FIG_DIR is"
 
 
+def test_the_analysis_page_reads_the_profiles_results_as_a_table(smoke_report, smoke_folder):
+    _make_smoke(smoke_folder, "analysis")  # docs/analysis.py, executed on the smoke sweeps' results
+    text = (smoke_folder / "smoke" / "analysis.html").read_text()
+    assert "<script" not in text and not re.search(r"""(src|href)=["']?https?:""", text)  # fetches nothing
+    assert "data:image/png" in text  # the figure, inline
+    assert "test_accuracy" in text and "softmax" in text and "Traceback" not in text
+
+
 def test_the_smoke_report_in_a_real_browser(smoke_report, tmp_path):
     driver = _chromium(tmp_path)
     try:
