@@ -61,11 +61,11 @@ class MQARConfig(TaskConfig):
                 f"filler_may_collide={self.filler_may_collide}")
         n, v, length = self.num_kv_pairs, self.vocab_size - self.filler_tokens, self.seq_len
         require(n >= 1, f"num_kv_pairs must be at least 1, got {n}")
-        require(v >= 4, f"vocab_size - filler_tokens must be at least 4, got {v}")
-        require(n <= v // 2 - 1, f"num_kv_pairs={n} distinct keys need vocab_size - filler_tokens >= {2 * (n + 1)} "
-                                 f"(keys come from 1..(vocab_size - filler_tokens)/2-1), got {v}")
-        require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need vocab_size - filler_tokens >= {2 * n}, "
-                                 f"got {v}")
+        name = "vocab_size - filler_tokens" if self.filler_tokens else "vocab_size"  # what keys and values share
+        require(v >= 4, f"{name} must be at least 4, got {v}")
+        require(n <= v // 2 - 1, f"num_kv_pairs={n} distinct keys need {name} >= {2 * (n + 1)} "
+                                 f"(keys come from 1..({name})/2-1), got {name}={v}")
+        require(n <= v - v // 2, f"num_kv_pairs={n} distinct values need {name} >= {2 * n}, got {v}")
         require(4 * n <= length, f"num_kv_pairs={n} pairs and their queries need seq_len >= 4*num_kv_pairs "
                                  f"= {4 * n}, got seq_len={length}")
         require(self.power_a > 0, f"power_a must be positive, got {self.power_a}")
