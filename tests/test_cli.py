@@ -111,8 +111,8 @@ def test_run_writes_one_result_and_rerun_is_a_cache_hit(tmp_path, capsys, monkey
     assert cli.main(argv) == 0
     first_out = capsys.readouterr().out
     written = files_under(tmp_path)
-    assert len(written) == 1 and written[0].suffix == ".json"
-    result = json.loads(written[0].read_text())
+    assert sorted(p.suffix for p in written) == [".json", ".safetensors"]  # the result and its kept weights
+    result = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     for field in ["config", "curve", "final", "status", "wall_seconds", "device", "versions", "git", "key", "run_id"]:
         assert field in result
     assert result["config"]["model"]["attention"]["name"] == "linear"
