@@ -3,7 +3,6 @@ outside the clone: one smoke experiment, read back by load_run and results.load,
 of the user's own. Exits non-zero (an assertion) if anything is wrong."""
 
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -34,7 +33,6 @@ x = torch.randn(2, 8, 32, requires_grad=True)
 block(x, causal=True).sum().backward()
 assert x.grad is not None and x.grad.shape == x.shape
 
-shown = subprocess.run([sys.executable, "-m", "experiments.inspect", str(result_file), "--out", "maps.png"],
-                       capture_output=True, text=True)
+shown = subprocess.run(["attn-inspect", str(result_file), "--out", "maps.png"], capture_output=True, text=True)
 assert shown.returncode == 0 and Path("maps.png").exists(), shown.stderr
 print("the installed wheel runs, keeps, loads and inspects a run outside the clone")
