@@ -33,17 +33,20 @@ table = runs.groupby(keys)["test_accuracy"].agg(["mean", "min", "max", "count"])
 table
 
 # %% [markdown]
-# The same as a figure, with each task's chance level (a guess among the
-# example's values, 1/N) and the seed spread as bars:
+# The same as a figure against whichever of the pairs and the length the
+# profile sweeps, with each task's chance level (a guess among the example's
+# values, 1/N) and the seed spread as bars:
 
 # %%
+x = max(["task.num_kv_pairs", "task.seq_len"], key=lambda column: runs[column].nunique())
+other = "task.seq_len" if x == "task.num_kv_pairs" else "task.num_kv_pairs"
 fig, ax = plt.subplots(figsize=(5, 3.2))
-for (name, length), group in table.reset_index().groupby(["model.attention.name", "task.seq_len"]):
-    ax.errorbar(group["task.num_kv_pairs"], group["mean"], yerr=[group["mean"] - group["min"],
-                group["max"] - group["mean"]], marker="o", capsize=3, label=f"{name}, length {length}")
-chance = runs.groupby("task.num_kv_pairs")["chance"].first()
+for (name, fixed), group in table.reset_index().groupby(["model.attention.name", other]):
+    ax.errorbar(group[x], group["mean"], yerr=[group["mean"] - group["min"], group["max"] - group["mean"]],
+                marker="o", capsize=3, label=f"{name}, {other.split('.')[1]} {fixed}")
+chance = runs.groupby(x)["chance"].mean()
 ax.plot(chance.index, chance.values, color="gray", ls="--", label="chance")
-ax.set(xlabel="key-value pairs", ylabel="test accuracy", ylim=(0, 1.05), title=f"mqar_pairs ({profile} profile)")
+ax.set(xlabel=x, ylabel="test accuracy", ylim=(0, 1.05), title=f"mqar_pairs ({profile} profile)")
 ax.legend(fontsize=6)
 plt.show()
 

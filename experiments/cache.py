@@ -90,8 +90,8 @@ def load_result(config: Any, root: str | os.PathLike | None = None) -> dict[str,
     Anything at the result path that is not a result of the right shape (not
     JSON, truncated by a crash that bypassed the atomic write, a JSON list, a
     field of the wrong type, a folder, a symlink, a FIFO, a file too large or
-    nested too deep, edited by hand, naming kept weights that are not there as
-    named) is moved aside to ``<name>.corrupt-<time>`` with one warning, and
+    nested too deep, edited by hand, beside a weights file that is not the one
+    it names) is moved aside to ``<name>.corrupt-<time>`` with one warning, and
     the run is done again.
     """
     path = result_path(config, root)
@@ -121,8 +121,9 @@ def checked_result(config: Any, root: str | os.PathLike | None = None) -> dict[s
         raise ValueError(f"holds the result of another config (key {result['key'][:16]!r})")
     if result["status"] not in RESULT_STATUSES:
         raise ValueError(f"status {result['status'][:40]!r} is none of {list(RESULT_STATUSES)}")
-    if "weights" in result:  # the kept weights it names: the very file, or the run is redone
-        weights.verify(result, path.with_suffix(weights.SUFFIX), results_dir(root))
+    kept = path.with_suffix(weights.SUFFIX)
+    if "weights" in result and os.path.lexists(kept):  # the kept weights it names: the very file, or redone
+        weights.verify(result, kept, results_dir(root))
     return result
 
 

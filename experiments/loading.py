@@ -29,15 +29,17 @@ KEY_CHARACTERS = frozenset("0123456789abcdef")
 
 def load_run(run: str | os.PathLike, results_dir: str | os.PathLike | None = None) -> tuple[RunConfig, Any]:
     """``(config, model)`` of a finished run: ``run`` is its result file or its key (or the key's first
-    characters) in ``results_dir`` (default ``$RESULTS_DIR`` or ``results/``); the model is built from the config, given the kept weights (names,
-    shapes and dtypes checked against the config's model) and put in eval mode."""
+    characters) in ``results_dir`` (default ``$RESULTS_DIR`` or ``results/``); the model is built from the
+    config, given the kept weights (names, shapes and dtypes checked against the config's model) and put in
+    eval mode."""
     root = cache.results_dir(results_dir)
     config, result = find_run(run, root)
     data = verify(result, result_path(config, root).with_suffix(SUFFIX), root)
     try:
         tensors = load_tensors(data)
     except Exception as error:  # safetensors raises its own error type for a malformed header
-        raise WeightsError(f"weights of {config.run_id()} are not a safetensors file ({str(error)[:100]})") from None
+        raise WeightsError(f"weights of {config.run_id()} are not a safetensors file "
+                           f"({str(error)[:100]})") from None
     model = build_model(config.task, config.model)
     expected = {name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}
     found = {name: (tuple(t.shape), t.dtype) for name, t in tensors.items()}

@@ -48,8 +48,19 @@ def load(root: str | os.PathLike | None = None, *, task: str | None = None, swee
     if curves:
         return pd.DataFrame([point for config, result in found for point in _curve(config, result)],
                             columns=list(CURVE_COLUMNS))
-    return pd.DataFrame([run_row(config, result, sweep=sweep, profile=profile if sweep else None)
-                         for config, result in found])
+    rows = (_row(config, result, root, sweep=sweep, profile=profile if sweep else None) for config, result in found)
+    return pd.DataFrame([row for row in rows if row is not None])
+
+
+def _row(config: RunConfig, result: dict[str, Any], root, **names: Any) -> dict[str, Any] | None:
+    """The run's row, or None after setting aside a result whose metrics are not of the shape a result's are
+    (a planted ``final``: lists where numbers belong, a missing field)."""
+    try:
+        return run_row(config, result, **names)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        quarantine(result_path(config, root), f"is not a result (its metrics: {type(error).__name__}: "
+                                              f"{str(error)[:120]})")
+        return None
 
 
 def _sweep_runs(root, sweep: str, profile: str) -> Iterator[tuple[RunConfig, dict[str, Any]]]:

@@ -235,7 +235,12 @@ def collect(configs: list[RunConfig], *, sweep: str, profile: str, root: str | N
         result = load_result(config, root)
         if result is None:
             raise RuntimeError(f"no result for {config.run_id()}; run the sweep first")
-        rows.append(run_row(config, result, sweep=sweep, profile=profile))
+        try:
+            rows.append(run_row(config, result, sweep=sweep, profile=profile))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a planted `final`
+            raise RuntimeError(f"the result of {config.run_id()} ({result_path(config, root)}) has metrics of "
+                               f"another shape ({type(error).__name__}: {str(error)[:80]}); delete it and rerun "
+                               "the sweep") from None
     columns = list(dict.fromkeys(column for row in rows for column in row))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
@@ -431,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     configs, sweep_name, profile = read_configs(args, parser)
     if args.plan:  # before the results folder is made or any config is checked against this machine
         return print_plan(configs, sweep_name, profile, args, parser)
+    try:
+        tracking.check_available(args.log)
+        for config in configs if args.log == "tensorboard" else []:  # no event written through a link out
+            tracking.log_folder(results_dir(args.results_dir), config.run_id(), sweep_name)
+    except ConfigError as error:
+        parser.error(str(error))
     check_configs(configs, args, parser)
     everything = configs
     if shard is not None:
@@ -442,10 +453,6 @@ def main(argv: list[str] | None = None) -> int:
         print(Progress(configs, args.results_dir).line())
         return 0
 
-    try:
-        tracking.check_available(args.log)
-    except ConfigError as error:
-        parser.error(str(error))
     outcome = run_until_interrupted(configs, build_executor(args, sweep_name, parser), args, argv, sweep_name)
     if outcome is None:
         return 130

@@ -9,8 +9,10 @@ The results folder is untrusted input: a weights file that is missing,
 truncated, of another run (its hash is not the one the result names), of
 another shape or dtype, a link out of the folder, a FIFO or a huge file is
 refused with :class:`WeightsError`, one line naming the problem, and never
-loaded (:func:`verify`); a result whose named weights do not verify is set
-aside by the cache, so a rerun trains the run again.
+loaded (:func:`verify`). A result whose weights file is there but is not the
+one it names is set aside by the cache, so a rerun trains the run again; a
+result whose weights file is gone (deleted to save space) stays a result,
+one with no model to load.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ def verify(result: dict[str, Any], path: Path, root: str | os.PathLike) -> bytes
     if not isinstance(named, dict) or not isinstance(named.get("sha256"), str):
         raise WeightsError(f"the result of {result.get('run_id', '?')} names no weights (it was trained before "
                            "weights were kept, or they were not written); rerun it with --force to keep them")
-    try:
-        data = untrusted.read_bytes(path, root=root, limit=MAX_BYTES)
+    size = named.get("bytes") if isinstance(named.get("bytes"), int) else MAX_BYTES
+    try:  # read no more than the result says the file holds
+        data = untrusted.read_bytes(path, root=root, limit=min(size, MAX_BYTES))
     except untrusted.Untrusted as error:
         raise WeightsError(f"weights {error}") from None
     if hashlib.sha256(data).hexdigest() != named["sha256"]:

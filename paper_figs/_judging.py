@@ -1,6 +1,7 @@
 """The ledger's machinery: evidence, claims and their registration, the verdicts, and the helpers every
 judge uses to read sweep rows (seed groups, learned runs, ties within the seed spread). The judges live in
-:mod:`paper_figs.claims` and :mod:`paper_figs.claims_beyond`; see the former for the rules they follow."""
+the ``paper_figs.claims_*`` modules, each beside the sweep it reads; :mod:`paper_figs.claims` registers them
+and states the rules they follow."""
 
 from __future__ import annotations
 

@@ -13,11 +13,9 @@ because whether a word yields two target words is a coin flip.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from statistics import median
 
-from experiments.config import field_types
 from paper_figs._rows import group, setting, value, variant
 from paper_figs._judging import (Evidence, Missing, Untestable, claim, differ, grade, mean_of,
                                  require_learned, rows, spread)
@@ -28,15 +26,12 @@ SPEED_FRACTION = 0.9  # learning speed: the steps to 90% of the way from chance 
 
 
 def task_ceiling(row: dict[str, str]) -> float:
-    """The best accuracy possible on the row's alignment task (:func:`synthetic.alignment.ceiling`), from its
-    ``task.*`` columns."""
-    from synthetic.alignment import AlignmentConfig, ceiling
-
-    types = field_types(AlignmentConfig)
-    parse = {int: int, float: float, str: str, bool: lambda text: text in ("True", "true", "1")}
-    values = {f.name: parse[types[f.name]](row[f"task.{f.name}"]) for f in dataclasses.fields(AlignmentConfig)
-              if row.get(f"task.{f.name}") not in (None, "")}
-    return ceiling(AlignmentConfig(**values))
+    """The best accuracy possible on the row's alignment task: its ``ceiling`` column
+    (:func:`synthetic.alignment.ceiling`, written with the row)."""
+    top = value(row, "ceiling")
+    if math.isnan(top):
+        raise Missing("ceiling column (collect the alignment sweep again)")
+    return top
 
 
 def _judged(ev: Evidence) -> tuple[str, dict[tuple[str, str], list[dict[str, str]]]]:

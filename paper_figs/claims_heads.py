@@ -23,7 +23,7 @@ def judge_r1(ev: Evidence):
         raise Missing("rela_g runs in heads")
     require_learned({"rela_g": rela})
     if any(math.isnan(value(r, "probe.sparsity_at_init")) for r in rela):
-        raise Missing("probe.sparsity_at_init (rerun the heads sweep)")
+        raise Missing("probe.sparsity_at_init (results from before the probe: rerun them with --force)")
     rise = [value(r, "attn.sparsity.mean") - value(r, "probe.sparsity_at_init") for r in rela]
     verdict = "reproduced" if compare(rise, 0.0) > 0 else ("partly" if mean(rise) > 0 else "not reproduced")
     return (f"trained ReLA-g sparsity {spread(rela, 'attn.sparsity.mean')} against "
@@ -47,7 +47,7 @@ def judge_r5(ev: Evidence):
     found = _heads(ev)
     column = "head_diversity_at_queries"
     if any(math.isnan(value(r, column)) for rs in found.values() for r in rs):
-        raise Missing(f"{column} (rerun the heads sweep)")
+        raise Missing(f"{column} (results from before the probe: rerun them with --force)")
     rivals = [k for k in found if k != "rela_g"]
     passed = sum(differ(found["rela_g"], found[k], column) > 0 for k in rivals)
     return ", ".join(f"{k} JS {spread(rs, column)}" for k, rs in sorted(found.items())), grade(passed, len(rivals))
@@ -63,7 +63,7 @@ def judge_r6(ev: Evidence):
     found = _heads(ev)
     rela = found["rela_g"]
     if any(math.isnan(value(r, "probe.null_rate_at_init")) for r in rela):
-        raise Missing("probe.null_rate_at_init (rerun the heads sweep)")
+        raise Missing("probe.null_rate_at_init (results from before the probe: rerun them with --force)")
     gained = [value(r, "attn.null_rate.max") - value(r, "probe.null_rate_at_init") for r in rela]
     null = {k: max(value(r, "attn.null_rate.max") for r in rs) for k, rs in found.items()}
     baselines_zero = all(v == 0 for k, v in null.items() if k != "rela_g")

@@ -12,9 +12,9 @@ from statistics import median
 
 from paper_figs._rows import group, value
 from paper_figs._judging import (DidNotLearn, Evidence, Missing, Untestable, claim, differ, grade, learned,
-                                 mean_of, require_learned, rows, spread, theory_holds)
+                                 mean_of, rows, spread, theory_holds)
 
-CEILING = 0.99  # a mean accuracy at which a memory has stored (almost) every fact: no room for a difference
+SATURATED = 0.99  # a mean accuracy at which a memory has stored (almost) every fact: no room for a difference
 PAPER_WEIGHT_DECAY = 1e-4  # the IWSLT fairseq recipe the ReLUFormer paper trains with
 RECIPE_WEIGHT_DECAY = 0.1  # TrainConfig's default: a row without the column was trained at it
 
@@ -41,7 +41,7 @@ def _memory(ev: Evidence):
 
 
 def _below_ceiling(memory, ratio: int) -> bool:
-    return all(mean_of(memory[(act, ratio)], "test_accuracy") < CEILING for act in ("relu", "softmax_ln"))
+    return all(mean_of(memory[(act, ratio)], "test_accuracy") < SATURATED for act in ("relu", "softmax_ln"))
 
 
 def _accuracies(memory) -> str:
@@ -55,14 +55,14 @@ def _accuracies(memory) -> str:
        "ReLUFormer, arXiv 2302.06461",
        "IWSLT De-En BLEU: ReLU FFN 34.22, softmax 33.08, softmax+LN 34.21",
        f"KS test of theory/variance.py holds, and at the most slots where neither relu nor softmax_ln is at the "
-          f"ceiling (mean < {CEILING}) and one of them learned: softmax_ln not below softmax and tied with relu (the "
+          f"ceiling (mean < {SATURATED}) and one of them learned: softmax_ln not below softmax and tied with relu (the "
           "seed rule, margin 0.05); both parts: reproduced, one: partly; no such slot count: inconclusive")
 def judge_s2(ev: Evidence):
     ours_theory, theory_verdict = theory_holds(ev, "S2")
     memory = _memory(ev)
     below = [r for r in sorted({r for _, r in memory}) if _below_ceiling(memory, r)]
     if not below:
-        raise Untestable(f"{ours_theory}; relu or softmax_ln at the ceiling {CEILING} at every slot count: "
+        raise Untestable(f"{ours_theory}; relu or softmax_ln at the ceiling {SATURATED} at every slot count: "
                          f"{_accuracies(memory)}")
     open_ = [r for r in below if learned(memory[("relu", r)]) or learned(memory[("softmax_ln", r)])]
     if not open_:
@@ -105,7 +105,7 @@ def judge_s3(ev: Evidence):
        "ReLUFormer, arXiv 2302.06461",
        "at the largest hidden sizes (up to 4096) ReLU above softmax+LN",
        "at the most slots, where relu or softmax_ln learned: relu above softmax_ln by the seed rule; both at "
-          f"the ceiling (mean >= {CEILING}) cannot show a difference (inconclusive)")
+          f"the ceiling (mean >= {SATURATED}) cannot show a difference (inconclusive)")
 def judge_s3b(ev: Evidence):
     memory = _memory(ev)
     largest = max(r for _, r in memory)
@@ -113,7 +113,7 @@ def judge_s3b(ev: Evidence):
     ours = (f"{largest}x slots: relu {spread(relu, 'test_accuracy')}, softmax_ln {spread(with_ln, 'test_accuracy')}")
     if not (learned(relu) or learned(with_ln)):
         raise DidNotLearn(ours)
-    if min(mean_of(relu, "test_accuracy"), mean_of(with_ln, "test_accuracy")) >= CEILING:
+    if min(mean_of(relu, "test_accuracy"), mean_of(with_ln, "test_accuracy")) >= SATURATED:
         raise Untestable(f"both memories store every fact at the most slots: {ours}")
     return ours, "reproduced" if differ(relu, with_ln, "test_accuracy") > 0 else "not reproduced"
 

@@ -13,7 +13,7 @@ from paper_figs._rows import group
 from paper_figs._judging import (DidNotLearn, Evidence, Missing, Untestable, claim, differ, grade, learned,
                                  mean_of, rows, spread)
 
-CEILING = 0.99  # a mean accuracy at which every query is answered: two groups there cannot differ
+SATURATED = 0.99  # a mean accuracy at which every query is answered: two groups there cannot differ
 S5_EFFECT_LENGTH = 512  # the paper: equal at 128 and 256, ReLU better from 512 (+1.15 BLEU at 1024)
 S5_MARGIN = 0.02
 
@@ -36,7 +36,7 @@ def _s5_lengths(ev: Evidence) -> list[tuple[int, list[dict[str, str]], list[dict
        "equal at lengths 128/256, better from 512, +1.15 BLEU at 1024",
        f"at the longest length of at least {S5_EFFECT_LENGTH} where either learned: reluformer above softmax by the "
           f"seed rule with margin {S5_MARGIN} (reproduced), tied (partly), below (not reproduced); both at the "
-          f"ceiling (mean >= {CEILING}) there: inconclusive (no room for a difference); no length of "
+          f"ceiling (mean >= {SATURATED}) there: inconclusive (no room for a difference); no length of "
           f"{S5_EFFECT_LENGTH} or more, or none where either learned: inconclusive")
 def judge_s5(ev: Evidence):
     lengths = _s5_lengths(ev)
@@ -51,7 +51,7 @@ def judge_s5(ev: Evidence):
     length, relu, soft = long[-1]
     ours = (f"length {length} (longest where either learned): reluformer {spread(relu, 'test_accuracy')}, "
             f"softmax {spread(soft, 'test_accuracy')}; all lengths: {shown}")
-    if min(mean_of(relu, "test_accuracy"), mean_of(soft, "test_accuracy")) >= CEILING:
+    if min(mean_of(relu, "test_accuracy"), mean_of(soft, "test_accuracy")) >= SATURATED:
         raise Untestable(f"both at the ceiling: {ours}")
     order = differ(relu, soft, "test_accuracy", margin=S5_MARGIN)
     return ours, {1: "reproduced", 0: "partly", -1: "not reproduced"}[order]

@@ -87,15 +87,16 @@ SINKS = (
     Factor("task", "Bigram-Backcopy: V=65 characters, length 256, k=3 triggers", lambda r: (
         f"{r.get('task.name')}: V={r.get('task.vocab_size')}, length {r.get('task.seq_len')}, "
         f"k={r.get('task.num_triggers')} triggers"),
-        "length 128: a CPU step costs half of one at 256, and a sink forms at either (the full profile runs 256)"),
+        "shorter on a CPU core (a step's cost grows with the length; the full profile runs 256): a sink needs only "
+        "dormant rows, which every length has"),
     Factor("depth and width", "1-3 layers, d=256, 1 head per layer", _layers,
            "width 64: a CPU minute per run; the judges read the one-layer models"),
     Factor("weight decay", "1e-4", "train.weight_decay", "", same="0.0001"),
     Factor("sink judged", "per head, at non-trigger (dormant) rows", lambda r: "the most sink-like head, at the "
            "dormant rows", "", same="the most sink-like head, at the dormant rows"),
     Factor("training steps", "10^4-10^5 (GPU), batch 512", lambda r: f"{r.get('train.steps')}, batch "
-           f"{r.get('train.batch_size')}", "CPU budget; every run trains the whole budget (no early stop) and "
-           "learned its task (halfway from chance to the task's ceiling)"),
+           f"{r.get('train.batch_size')}", "CPU budget; every run trains the whole budget (no early stop); the judges "
+           "read only groups that learned (halfway from chance to the task's ceiling)"),
 )
 
 STABILITY = (

@@ -16,7 +16,7 @@ THRESHOLD = 0.5  # the fabricated runs' learned threshold (halfway from a chance
 def row(attention: str, **columns) -> dict[str, str]:
     """A fabricated sweep row; it learned when its accuracy (if it has one) clears THRESHOLD."""
     out = {"model.attention.name": attention, "status": "finished", "train.seed": "0",
-           "chance": "0.0", "learned_threshold": str(THRESHOLD)}
+           "chance": "0.0", "ceiling": "1.0", "learned_threshold": str(THRESHOLD)}
     out.update({key.replace("__", "."): str(value) for key, value in columns.items()})
     if "learned" not in out:
         out["learned"] = str(int(float(out.get("test_accuracy") or 1.0) >= THRESHOLD))

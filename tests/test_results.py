@@ -61,6 +61,18 @@ def _copy_of(smoke, tmp_path):
     return tmp_path / "r"
 
 
+def test_a_result_with_planted_metrics_is_set_aside_with_one_warning(smoke, tmp_path, capsys):
+    root = _copy_of(smoke, tmp_path)
+    victim = next((root / "bigram_backcopy").glob("*.json"))
+    result = json.loads(victim.read_text())
+    result["final"]["test_accuracy"] = "x"  # a string where a number belongs: the learned gate cannot read it
+    victim.write_text(json.dumps(result))
+    frame = results.load(root)
+    assert len(frame) == 4 and result["run_id"] not in set(frame["run_id"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if victim.name in line]
+    assert len(warnings) == 1 and list(victim.parent.glob(victim.name + ".corrupt-*"))
+
+
 @pytest.mark.parametrize("plant", ["malformed", "another_runs", "link_out", "fifo"])
 def test_a_planted_file_is_set_aside_with_one_warning(smoke, tmp_path, capsys, plant):
     root = _copy_of(smoke, tmp_path)

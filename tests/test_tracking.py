@@ -74,6 +74,11 @@ def test_an_event_folder_that_links_out_of_the_results_folder_is_refused(tmp_pat
         run_cli.main([*SMALL, "--steps", "5", "--results-dir", str(root), "--log", "tensorboard"])
     assert ended.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not list(outside.iterdir()) and not (root / "mqar").exists()
+    with pytest.raises(SystemExit) as ended:  # a sweep refuses it before its first run, as the run does
+        sweep.main(["sinks", "--profile", "smoke", "--results-dir", str(root), "--csv", str(tmp_path / "s.csv"),
+                    "--log", "tensorboard"])
+    assert ended.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not list(outside.iterdir()) and not (root / "bigram_backcopy").exists()
 
 
 def test_numbers_flattens_a_point_without_its_step():

@@ -125,7 +125,23 @@ def test_a_planted_weights_file_is_refused_in_one_line(kind, root, tmp_path, cap
     assert ended.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("kind", ["truncated", "another_runs", "missing", "fifo"])
+def test_a_result_whose_weights_were_deleted_stays_a_result_with_no_model(root):
+    result_file, weights_file = paths(root)
+    weights_file.unlink()
+    _, cached = run(tiny(0), root=root, progress=False)
+    assert cached and not list(root.glob("mqar/*.corrupt-*"))
+    with pytest.raises(WeightsError, match="cannot be read"):
+        experiments.load_run(result_file, results_dir=root)
+
+
+def test_a_weights_file_larger_than_its_result_says_is_not_read(root):
+    result_file, weights_file = paths(root)
+    weights_file.write_bytes(weights_file.read_bytes() + b"\0" * 4096)
+    with pytest.raises(WeightsError, match="more than"):
+        experiments.load_run(result_file, results_dir=root)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "another_runs", "fifo", "link_out"])
 def test_a_rerun_sets_a_run_with_bad_weights_aside_and_trains_it_again(kind, root, tmp_path):
     plant(kind, root, tmp_path)
     result, cached = run(tiny(0), root=root, progress=False)

@@ -18,8 +18,8 @@ head; each layer's best head and its head average are reported, as in ReLA.
 
 Whether a word yields a second target word is a coin flip, so no model
 reaches accuracy 1: the task's ceiling (:func:`synthetic.alignment.ceiling`,
-the Bayes-optimal predictor's accuracy on the test set) is 0.843 at the quick
-size, 0.846 at the deep one and 0.837 at the full one.
+the Bayes-optimal predictor's accuracy on the test set) is in every row's
+``ceiling`` column.
 
 Profiles:
 
@@ -39,11 +39,8 @@ Profiles:
 - ``deep`` keeps the quick model (2 + 2 layers, width 32, 2 heads) on 8-word
   sentences (a step costs about two thirds of a 12-word one and the runs
   plateau sooner), 3 seeds, both reorderings; the recipe arm has only the
-  pair R3's verdict compares (ReLA-g, softmax), so that the 36 runs fit about
-  25 minutes on two single-threaded workers. Pilot (seed 0, reversal, one
-  thread, the machine loaded about 1.8x): plateaus at 1000-1800 steps, 60-153
-  s a run (0.046-0.085 s a step with evaluations); the 36 runs sum to about
-  3800 s at that load, about 3100 s at 1.5x: 26 minutes on two workers.
+  pair R3's verdict compares (ReLA-g, softmax), to keep the deep profile
+  within its time (``make plan PROFILE=deep``).
 - ``full``, for a GPU: every variant in both settings, 24-word sentences,
   3 + 3 layers, width 256, 8 heads (the authors' head count at half their
   depth and width, so that its upper bound in FLOPs, 4e16 at the 8000-step

@@ -21,13 +21,11 @@ Profiles:
   recipe's weight decay 0.1.
 - ``deep``: the quick table (2048 facts) with fewer slots per fact, 32 to
   128 slots, so that even the largest memory stores only part of it: relu and
-  softmax + LayerNorm compare below the ceiling (S2, S3b). Measured in the
-  pilot (one seed, 3000 steps): at 128 slots relu 0.96, softmax_ln 0.84; at
-  256 slots both 1.000 (the ceiling); with 8192 facts at 512 slots relu 0.26,
-  softmax_ln 0.15 (not learned: the budget, not the slots, limits a larger
-  table). S6 beside today's arm: the paper's weight decay 1e-4 (the IWSLT
-  fairseq recipe) at width 16, and a wider memory (width 32) at 1e-4, each
-  with 2048 slots; the ledger reads S6 at 1e-4.
+  softmax + LayerNorm compare below the ceiling (S2, S3b); from 256 slots on
+  both store the whole table, and a larger table does not fit the steps. S6
+  beside the recipe's arm (weight decay 0.1, width 16): the paper's weight
+  decay 1e-4 (the IWSLT fairseq recipe) at width 16, and a wider memory
+  (width 32) at 1e-4, each with 2048 slots; the ledger reads S6 at 1e-4.
 - ``full``: a GPU's sizes (8192 facts, width 32, 32 to 2048 slots; S6 at
   4096 slots, widths 32 to 128).
 """
