@@ -63,7 +63,10 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "B5": dict(sweeps=["sinks"], figures=["sinks.png"]),
 }
 THEORY_FIGURES = {"variance": "variance_vs_n.png", "rank": "rank_vs_scale.png"}  # others: <notebook>.png
-GALLERY_SWEEP = "length_gen"  # its MQAR runs share one test set: one example, every variant's heads
+# The sweeps the gallery looks in, in order: the first whose seed-0 runs recorded maps, on its task with the most
+# variants (one task's runs share one test set: one example, every variant's heads). The sinks sweep's runs show
+# dormant rows and first-token sinks where their length allows maps (quick); the length sweep's, otherwise.
+GALLERY_SWEEPS = ("sinks", "length_gen")
 COLORS = {"reproduced": "#1a7f37", "partly": "#9a6700", "not reproduced": "#cf222e", "inconclusive": "#57606a",
           "not run": "#8c959f"}
 STYLE = """
@@ -208,10 +211,21 @@ def _is_maps(probe: Any) -> bool:
                                                              for x in row) for row in head) for head in heads)
 
 
-def gallery(evidence, args, page: Path) -> str:
-    """One PNG of every variant's heads on the first test example of the gallery sweep's MQAR runs (seed 0)."""
-    rows = [r for r in evidence.sweeps.get(GALLERY_SWEEP, []) if r.get("task.name") == "mqar"
-            and r.get("train.seed") == "0"]
+def gallery_maps(evidence, args) -> dict[str, Any]:
+    """Every variant's probe maps (seed 0) from the first gallery sweep that has them, on its task with the
+    most variants; empty if none has."""
+    for sweep in GALLERY_SWEEPS:
+        seeded = [r for r in evidence.sweeps.get(sweep, []) if r.get("train.seed") == "0"]
+        by_task: dict[str, dict[str, Any]] = {}
+        for task in sorted({r.get("task.name") for r in seeded}, key=str):
+            by_task[task] = _maps_of([r for r in seeded if r.get("task.name") == task], args)
+        best = max(by_task.values(), key=len, default={})
+        if best:
+            return best
+    return {}
+
+
+def _maps_of(rows: list[dict[str, str]], args) -> dict[str, Any]:
     maps = {}
     for row in rows:
         source = result_file(args.results, row)
@@ -224,8 +238,15 @@ def gallery(evidence, args, page: Path) -> str:
                   file=sys.stderr)
             continue
         maps[variant(row)] = probe
+    return maps
+
+
+def gallery(evidence, args, page: Path) -> str:
+    """One PNG of every variant's heads on the first test example of a gallery sweep's runs (seed 0)."""
+    maps = gallery_maps(evidence, args)
     if not maps:
-        return "<p>No attention maps in the results of the gallery sweep (rerun it to record them).</p>"
+        return (f"<p>No attention maps in the results of the gallery sweeps ({', '.join(GALLERY_SWEEPS)}): their "
+                "runs record maps only up to length 64.</p>")
     import numpy as np
 
     from paper_figs._plot import plt  # the figures' matplotlib: names read from a results folder drawn as text
@@ -246,7 +267,7 @@ def gallery(evidence, args, page: Path) -> str:
                     ax.set_title(f"layer {layer} head {head}", fontsize=7)
                 if layer == head == 0:
                     ax.set_ylabel(name, fontsize=7)
-    fig.suptitle("|attention weight| on one MQAR test example (rows: queries, columns: keys; 0 to 1)", fontsize=8)
+    fig.suptitle("|attention weight| on one test example (rows: queries, columns: keys; 0 to 1)", fontsize=8)
     fig.tight_layout()
     out = page.parent / "attention_gallery.png"
     with atomic_path(out) as tmp:
