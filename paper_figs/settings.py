@@ -212,7 +212,7 @@ CARDS: dict[str, Card] = {
         Factor("length n", "growing (a planted score b ~ log n among n)", "task.seq_len", ""),
         Factor("competing keys", "every key scores N(0,1) against the query", lambda r: f"{r['task.filler']} filler",
                "blank filler gives every non-pair position one token, which a model can learn to ignore; with "
-               "filler of its own 256 tokens softmax stayed at chance at length 128 in 500 steps (pilot)",
+               "filler of its own tokens softmax does not leave chance within a CPU budget",
                same=lambda values: all(v.startswith("random") for v in values)),
         Factor("early stop", "none (theory: the optimum)", lambda r: "none" if float(r.get("train.target_accuracy")
                or 0) == 0 else f"at test accuracy {r['train.target_accuracy']}",

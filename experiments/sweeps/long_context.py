@@ -16,19 +16,16 @@ Profiles:
   and values (``filler_tokens``): every filler token is a distinct
   competitor for attention, and more of them come with the length. Every run
   trains the whole budget (1000 steps at batch 16, no early stop), so the
-  two compare at equal steps. Pilots (seed 0, one loaded core): at length
-  128, 500 steps at batch 32, ReLUFormer 0.78 and softmax 0.13 (chance
-  0.125); at 512, ReLUFormer 0.128 after 1000 steps at batch 16 (17 min;
-  its loss had just left the plateau of a guess among the values), and 0.06
-  after 300 steps at batch 32. So at 512 the deep budget most likely ends
-  before either learns and the ledger says inconclusive; length 256 is left
-  out to spend the budget at 512.
+  two compare at equal steps. At 512 a CPU budget may end before either
+  learns (the ledger then says inconclusive and shows the accuracies);
+  length 256 is left out to spend the budget at 512.
 - ``full``: the same task for a GPU at 128 to 2048 tokens (4096 filler
   tokens, 16 pairs, width 64 with 4 heads, 10k steps).
 
-Needle retrieval (:mod:`synthetic.needle`, 8 needles, its keys asked together
-at the end) stayed at chance for both variants at length 128 in the same
-budget, so the deep profile uses MQAR's layout with needle-like filler.
+The deep profile uses MQAR's layout with needle-like filler rather than
+needle retrieval (:mod:`synthetic.needle`, its keys asked together at the
+end), whose single answer per key gives too little signal to learn at these
+lengths within a CPU budget.
 """
 
 from __future__ import annotations

@@ -27,13 +27,11 @@ Profiles:
   1000 steps (runs stop at 0.95 test accuracy).
 - ``deep``: the length arm only, at lengths 64, 256 and 512 (8 pairs, one
   head of width 32, vocabulary 64, blank filler, 500 steps at batch 32). With
-  filler of its own tokens (``filler_tokens``) softmax stayed at chance at
-  length 128 in this budget (pilot), so the CPU arm keeps blank filler; the
-  full profile's arm draws filler from 4096 tokens of its own. Pilots at
-  512 (seed 0): softmax 0.128 and linear 0.112 after 500 steps (chance
-  0.125), softmax with 4 pairs and 2 heads 0.237 (chance 0.25): neither
-  learns there within this budget, so the ledger reads the gap at the
-  lengths where one did.
+  filler of its own tokens (``filler_tokens``) softmax does not leave chance
+  within this budget, so the CPU arm keeps blank filler; the full profile's
+  arm draws filler from 4096 tokens of its own. Where neither learns (512
+  may be such a length on a CPU), the ledger reads the gap at the lengths
+  where one did.
 - ``full``: both arms at Zoology-like sizes for a GPU (pairs: length 256,
   vocabulary 256, width 64 with 4 heads, 8 to 64 pairs; length: 16 pairs,
   one head of width 64, lengths 256 to 2048).
