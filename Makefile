@@ -115,9 +115,10 @@ $(STAMP): pyproject.toml | $(if $(or $(PYTHON),$(VIRTUAL_ENV)),,$(VENV)/bin/pyth
 	$(PY) -m pip install -c .make/torch-constraint.txt -e '.[dev,notebooks]'
 	@touch $@
 
-# The tests spread over WORKERS processes (pytest-xdist), each with one torch thread.
+# The tests spread over WORKERS processes (pytest-xdist), each with one torch thread; a file's tests stay on one
+# worker, so a module's fixture (the smoke report's make run) is built once.
 test: $(STAMP)
-	$(PY) -m pytest -n $(WORKERS) tests
+	$(PY) -m pytest -n $(WORKERS) --dist loadfile tests
 
 # The learning-rate search behind the recipe (experiments/sweeps/_common.py); its quick table is committed,
 # so `make all` does not run it. tests/test_recipe.py checks the recipe still matches the table.
