@@ -99,6 +99,16 @@ SINKS = (
            "read only groups that learned (halfway from chance to the task's ceiling)"),
 )
 
+MEMORY_GRID = (  # S2 and S3b read the same relu / softmax_ln memories
+    Factor("slots and facts", "FFN hidden sizes 32..4096 on translation (no fixed table)",
+           lambda r: f"{int(float(r['model.mlp_ratio']) * float(r['model.d_model']))} slots, {r['task.num_facts']} facts",
+           "a fixed table, sized (deep profile) so that the most slots store only part of it: relu and softmax_ln "
+           "compare below the ceiling"),
+    Factor("width d", "512", "model.d_model", "a CPU memory"),
+    Factor("training steps", "tens of thousands (translation)", "train.steps",
+           "CPU budget; every run trains the whole budget (no early stop)"),
+)
+
 STABILITY = (
     Factor("norm placement", "post-LN (x = LN(x + f(x)); zero toolkit)", _post, "", same="post"),
     Factor("initialisation", "uniform unit scaling, gain 1, embeddings x sqrt(d)", _init, "", same="unit_scaling"),
@@ -182,26 +192,10 @@ CARDS: dict[str, Card] = {
                "the memory is read at the positions that ask it; elsewhere its activation is noise"),
         Factor("task", "translation (IWSLT)", "task.name", "a fixed table of two-token facts: memory by design"),
         STEPS), keep=lambda r: r.get("model.mlp_activation") == "softmax"),
-    "S2": Card("memory", "relu and softmax_ln at the most slots below the ceiling", (
-        Factor("slots and facts", "FFN hidden sizes 32..4096 on translation (no fixed table)",
-               lambda r: f"{int(float(r['model.mlp_ratio']) * float(r['model.d_model']))} slots, "
-                         f"{r['task.num_facts']} facts",
-               "a fixed table, sized (deep profile) so that the most slots store only part of it: relu and "
-               "softmax_ln compare below the ceiling"),
-        Factor("width d", "512", "model.d_model", "a CPU memory"),
-        Factor("training steps", "tens of thousands (translation)", "train.steps",
-               "CPU budget; every run trains the whole budget (no early stop)")),
-        keep=lambda r: r.get("model.mlp_activation") in ("relu", "softmax_ln")),
-    "S3b": Card("memory", "relu and softmax_ln at the most slots", (
-        Factor("slots and facts", "FFN hidden sizes 32..4096 on translation (no fixed table)",
-               lambda r: f"{int(float(r['model.mlp_ratio']) * float(r['model.d_model']))} slots, "
-                         f"{r['task.num_facts']} facts",
-               "a fixed table, sized (deep profile) so that the most slots store only part of it: relu and "
-               "softmax_ln compare below the ceiling"),
-        Factor("width d", "512", "model.d_model", "a CPU memory"),
-        Factor("training steps", "tens of thousands (translation)", "train.steps",
-               "CPU budget; every run trains the whole budget (no early stop)")),
-        keep=lambda r: r.get("model.mlp_activation") in ("relu", "softmax_ln")),
+    "S2": Card("memory", "relu and softmax_ln at the most slots below the ceiling", MEMORY_GRID,
+               keep=lambda r: r.get("model.mlp_activation") in ("relu", "softmax_ln")),
+    "S3b": Card("memory", "relu and softmax_ln at the most slots", MEMORY_GRID,
+                keep=lambda r: r.get("model.mlp_activation") in ("relu", "softmax_ln")),
     "D1": Card("mqar_pairs", "the length arm (linear attention with more features than pairs)", (
         Factor("features vs pairs", "any: the separation needs no capacity limit", lambda r: (
                "more" if int(r["model.d_model"]) // int(r["model.num_heads"]) > int(r["task.num_kv_pairs"])
