@@ -101,7 +101,8 @@ SINKS = (
 
 MEMORY_GRID = (  # S2 and S3b read the same relu / softmax_ln memories
     Factor("slots and facts", "FFN hidden sizes 32..4096 on translation (no fixed table)",
-           lambda r: f"{int(float(r['model.mlp_ratio']) * float(r['model.d_model']))} slots, {r['task.num_facts']} facts",
+           lambda r: f"{int(float(r['model.mlp_ratio']) * float(r['model.d_model']))} slots, "
+                     f"{r['task.num_facts']} facts",
            "a fixed table, sized (deep profile) so that the most slots store only part of it: relu and softmax_ln "
            "compare below the ceiling"),
     Factor("width d", "512", "model.d_model", "a CPU memory"),
