@@ -64,15 +64,25 @@ def find_run(run: str | os.PathLike, root: Path) -> tuple[RunConfig, dict[str, A
         if len(paths) > 1:
             raise WeightsError(f"{len(paths)} results in {root} have keys starting with {text!r}; give more of it")
     try:
-        data = untrusted.read_json(paths[0], root=root)
-        config = RunConfig.from_dict(data.get("config") if isinstance(data, dict) else None)
-    except (ValueError, TypeError, KeyError) as error:  # Untrusted and ConfigError are ValueErrors
-        raise WeightsError(f"{paths[0]} is not a result ({str(error)[:160]})") from None
-    if result_path(config, root).resolve() != paths[0].resolve():
-        raise WeightsError(f"{paths[0]} holds the result of a config whose place is {result_path(config, root)}")
+        config = config_named_by(paths[0], root)
+    except ValueError as error:
+        raise WeightsError(f"{paths[0]} {error}") from None
     try:
         return config, checked_result(config, root)
     except WeightsError:
         raise
     except (OSError, ValueError) as error:
         raise WeightsError(f"{paths[0]} is not a result ({str(error)[:200]})") from None
+
+
+def config_named_by(path: Path, root: Path) -> RunConfig:
+    """The run config a result file names. ValueError (one line, to follow the file's name) unless ``path``
+    inside ``root`` holds a JSON object naming a valid config whose result lives at ``path``."""
+    try:
+        data = untrusted.read_json(path, root=root)
+        config = RunConfig.from_dict(data.get("config") if isinstance(data, dict) else None)
+    except (ValueError, TypeError, KeyError) as error:  # Untrusted and ConfigError are ValueErrors
+        raise ValueError(f"is not a result ({str(error)[:200]})") from None
+    if result_path(config, root).resolve() != Path(path).resolve():
+        raise ValueError(f"holds the result of a config whose place is {result_path(config, root)}")
+    return config

@@ -25,10 +25,11 @@ from typing import Any, Iterator
 import pandas as pd
 
 import synthetic
-from experiments import sweeps, untrusted
+from experiments import sweeps
 from experiments.atomic import quarantine
 from experiments.cache import load_result, result_path, results_dir
 from experiments.config import ConfigError
+from experiments.loading import config_named_by
 from experiments.runs import RunConfig
 from experiments.sweep import run_row
 
@@ -89,17 +90,10 @@ def _folder_runs(root, task: str | None) -> Iterator[tuple[RunConfig, dict[str, 
 def _config_of(path: Path, base: Path) -> RunConfig | None:
     """The run config a result file names, if the file is at that config's place; else set aside."""
     try:
-        data = untrusted.read_json(path, root=base)
-        if not isinstance(data, dict):
-            raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
-        config = RunConfig.from_dict(data.get("config"))
-    except (ValueError, TypeError, KeyError) as error:  # ConfigError and Untrusted are ValueErrors
-        quarantine(path, f"is not a result ({str(error)[:200]})")
+        return config_named_by(path, base)
+    except ValueError as error:
+        quarantine(path, str(error))
         return None
-    if result_path(config, base) != path:
-        quarantine(path, "holds the result of another config than its name says")
-        return None
-    return config
 
 
 def _curve(config: RunConfig, result: dict[str, Any]) -> Iterator[dict[str, Any]]:
