@@ -84,7 +84,8 @@ class TrainConfig:
         require(math.isfinite(self.lr) and 0 < self.lr <= MAX_LR,
                 f"lr must be in (0, {MAX_LR:g}], got {self.lr}")
         require(0 <= self.warmup_steps <= self.steps,
-                f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+                f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps} (fewer steps need a shorter "
+                "warm-up: --warmup-steps or train.warmup_steps=)")
         require(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         require(self.weight_decay >= 0, f"weight_decay must be non-negative, got {self.weight_decay}")
         require(self.grad_clip >= 0, f"grad_clip must be non-negative, got {self.grad_clip}")
