@@ -9,6 +9,8 @@ shown beside it, not judged.
 
 from __future__ import annotations
 
+import math
+
 from paper_figs._rows import group
 from paper_figs._judging import (DidNotLearn, Evidence, Missing, Untestable, claim, differ, grade, learned,
                                  mean_of, rows, spread)
@@ -30,6 +32,21 @@ def _s5_lengths(ev: Evidence) -> list[tuple[int, list[dict[str, str]], list[dict
     return out
 
 
+def _focus(runs: list[dict[str, str]]) -> str:
+    """The mechanism probe beside an accuracy: the mean entropy (nats) of the trained attention rows, every
+    causal row and head normalised to sum 1; empty where the runs did not record it."""
+    try:
+        return f" (row entropy {mean_of(runs, 'attn.entropy.mean'):.2f})"
+    except Missing:
+        return ""
+
+
+def _uniform(runs: list[dict[str, str]], length: int) -> str:
+    """A uniform causal row's mean entropy at ``length`` (row t spreads over t keys: mean of ln t), beside the
+    probe, so a row entropy reads as focused or spread."""
+    return f", uniform rows {math.lgamma(length + 1) / length:.2f}" if _focus(runs) else ""
+
+
 @claim("S5",
        "ReLU attention is better on long sequences",
        "ReLUFormer, arXiv 2302.06461",
@@ -37,11 +54,12 @@ def _s5_lengths(ev: Evidence) -> list[tuple[int, list[dict[str, str]], list[dict
        f"at the longest length of at least {S5_EFFECT_LENGTH} where either learned: reluformer above softmax by the "
           f"seed rule with margin {S5_MARGIN} (reproduced), tied (partly), below (not reproduced); both at the "
           f"ceiling (mean >= {SATURATED}) there: inconclusive (no room for a difference); no length of "
-          f"{S5_EFFECT_LENGTH} or more, or none where either learned: inconclusive")
+          f"{S5_EFFECT_LENGTH} or more, or none where either learned: inconclusive; beside each accuracy, the trained "
+          "attention's mean row entropy against a uniform row's (how far softmax's mass spreads as the length grows)")
 def judge_s5(ev: Evidence):
     lengths = _s5_lengths(ev)
-    shown = "; ".join(f"{n}: reluformer {mean_of(r, 'test_accuracy'):.3f} softmax {mean_of(s, 'test_accuracy'):.3f}"
-                      for n, r, s in lengths)
+    shown = "; ".join(f"{n}: reluformer {mean_of(r, 'test_accuracy'):.3f}{_focus(r)} softmax "
+                      f"{mean_of(s, 'test_accuracy'):.3f}{_focus(s)}{_uniform(r, n)}" for n, r, s in lengths)
     if lengths[-1][0] < S5_EFFECT_LENGTH:
         raise Untestable(f"{shown}; no length of {S5_EFFECT_LENGTH} or more, below the {S5_EFFECT_LENGTH} from "
                          "which the paper finds ReLU ahead")

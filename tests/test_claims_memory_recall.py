@@ -125,6 +125,16 @@ def test_s5_is_not_judged_below_512_nor_at_the_ceiling():
     assert result == "inconclusive" and ours.startswith("did not learn"), ours
 
 
+def test_s5_shows_the_row_entropy_probe_against_a_uniform_row():
+    evidence = long_context({128: (0.9, 0.9), 512: (0.2, 0.2)})
+    for row in evidence.sweeps["long_context"]:
+        row["attn.entropy.mean"] = "1.5" if row["model.attention.name"] == "reluformer" else "4.5"
+    ours, _ = verdict("S5", evidence)
+    assert "reluformer 0.200 (row entropy 1.50) softmax 0.200 (row entropy 4.50), uniform rows 5.25" in ours, ours
+    ours, _ = verdict("S5", long_context({128: (0.9, 0.9), 512: (0.2, 0.2)}))  # runs that recorded no probe
+    assert "row entropy" not in ours and "uniform rows" not in ours, ours
+
+
 # --- the mqar_pairs sweep: D1 on the length arm ------------------------------------------------------------------
 
 def mqar(pairs_gaps: dict[int, float], length_accuracies: dict[int, tuple[float, float]]) -> Evidence:
