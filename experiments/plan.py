@@ -56,10 +56,18 @@ from experiments.train import at_length
 # 52 GFLOP/s), and the share of it a recall-model training step reaches (width 32, 2 layers, T=64, batch 64:
 # about 40%); `--measure` replaces both with this machine's figure. One thread per worker (the sweep runner's).
 CPU_PEAK_TFLOPS = 0.052
-CPU_EFFICIENCY = 0.40
-# A CPU step's fixed cost: ~400 eager PyTorch ops (forward, backward, clipping, AdamW, the batch) at ~5 us of
-# dispatch each. At the recall model's size it is already inside the 40%; it matters only for tiny configs.
-CPU_STEP_OVERHEAD_S = 0.002
+# The efficiency, the step's fixed cost and the cost of a materialised attention weight are fitted (least
+# squares) to the wall times of the deep profile's runs, two workers on the 2-core machine: the fixed cost holds
+# ~400 eager PyTorch ops (forward, backward, clipping, AdamW, the batch) and the evaluation chunks, checkpoints
+# and probes spread over the steps.
+CPU_EFFICIENCY = 0.34
+CPU_STEP_OVERHEAD_S = 0.013
+# A variant whose CPU path builds the (B, H, T, T) weights (ReLU family, sparsemax, stick-breaking, softpick)
+# pays for element-wise passes over each weight, forward and backward, which the FLOP count leaves out.
+CPU_MAP_SECONDS_PER_WEIGHT = 42e-9
+# The variants that never build those weights on CPU: SDPA's fused kernel (softmax and the variants that call it)
+# and the linear family's chunked form.
+NO_MAP_ON_CPU = ("softmax", "softmax1", "softmax_ln", "ssmax", "linear", "norm_linear", "inline")
 # CUDA: bf16 dense tensor-core peak (no sparsity), TFLOP/s, from NVIDIA's data sheets, matched against
 # torch.cuda.get_device_name() in this order (the first name contained in it wins: "H100 PCIe" before "H100").
 CUDA_PEAK_TFLOPS = (
@@ -97,6 +105,7 @@ class Device:
     efficiency: float
     step_overhead_s: float
     source: str  # where the peak came from, for the assumptions
+    map_seconds_per_weight: float = 0.0  # a materialised attention weight per training step (CPU only)
 
     @property
     def flops_per_second(self) -> float:
@@ -122,7 +131,8 @@ def make_device(kind: str = "auto", name: str | None = None, tflops: float | Non
         if name is not None:
             raise ConfigError("--device-name names a GPU; it does not go with --device cpu")
         peak, source = (tflops, "--tflops") if tflops is not None else (CPU_PEAK_TFLOPS, "a 2-core CPU, measured")
-        return Device("cpu", "cpu (one thread per worker)", peak, CPU_EFFICIENCY, CPU_STEP_OVERHEAD_S, source)
+        return Device("cpu", "cpu (one thread per worker)", peak, CPU_EFFICIENCY, CPU_STEP_OVERHEAD_S, source,
+                      CPU_MAP_SECONDS_PER_WEIGHT)
     if name is None:
         if not torch.cuda.is_available():
             if tflops is None:
@@ -158,6 +168,18 @@ def forward_flops(config: RunConfig, batch: int, length: int | None = None) -> f
     return float(dense + maps)
 
 
+def map_weights(config: RunConfig, batch: int, length: int | None = None) -> int:
+    """Attention weights a forward pass on ``batch`` examples materialises (every layer and head, the whole
+    T x T; cross-attention's T x S too); 0 for a variant that never builds them on CPU (:data:`NO_MAP_ON_CPU`)."""
+    if config.attention_name in NO_MAP_ON_CPU:
+        return 0
+    target, heads, layers = length or config.task.seq_len, config.model.num_heads, config.model.num_layers
+    if synthetic.kind_of(config.task) == "seq2seq":
+        source = config.task.source_len
+        return batch * heads * layers * (source**2 + target**2 + target * source)
+    return batch * heads * layers * target**2
+
+
 @functools.lru_cache(maxsize=1024)
 def weights_bytes(config: RunConfig) -> int:
     """The bytes of the weights a finished run keeps (:mod:`experiments.weights`): every tensor of the model's
@@ -190,10 +212,11 @@ class RunEstimate:
     eval_flops: float
     compute_seconds: float  # FLOPs over the throughput
     overhead_seconds: float  # the per-step (and per evaluation chunk) fixed cost
+    map_seconds: float = 0.0  # element-wise passes over materialised attention weights (CPU)
 
     @property
     def seconds(self) -> float:
-        return self.compute_seconds + self.overhead_seconds
+        return self.compute_seconds + self.overhead_seconds + self.map_seconds
 
 
 def estimate_run(config: RunConfig, device: Device, flops_per_second: float | None = None) -> RunEstimate:
@@ -204,8 +227,10 @@ def estimate_run(config: RunConfig, device: Device, flops_per_second: float | No
     eval_flops = sum(count * forward_flops(config, config.task.num_test_examples, length) for count, length in passes)
     steps = config.train.steps
     overhead = device.step_overhead_s * (steps + EVAL_OVERHEAD_FRACTION * chunks * sum(c for c, _ in passes))
+    weights = steps * map_weights(config, config.train.batch_size) + EVAL_OVERHEAD_FRACTION * sum(
+        count * map_weights(config, config.task.num_test_examples, length) for count, length in passes)
     return RunEstimate(config, steps, per_step, steps * per_step, eval_flops,
-                       (steps * per_step + eval_flops) / rate, overhead)
+                       (steps * per_step + eval_flops) / rate, overhead, weights * device.map_seconds_per_weight)
 
 
 def makespan(seconds: Sequence[float], workers: int) -> float:
@@ -241,8 +266,11 @@ def plan_sweep(name: str, configs: Sequence[RunConfig], device: Device, workers:
         raise ConfigError(f"sweep {name!r} has no runs")
     largest_config = max(configs, key=step_flops)
     rate = None
-    if measured_step_s is not None:  # keep the overhead, take the rest as compute (at least a tenth of it)
-        compute = max(measured_step_s - device.step_overhead_s, 0.1 * measured_step_s)
+    if measured_step_s is not None:  # keep the overhead and the maps' cost, take the rest as compute (at least
+        # a tenth of it)
+        fixed = device.step_overhead_s + device.map_seconds_per_weight * map_weights(
+            largest_config, largest_config.train.batch_size)
+        compute = max(measured_step_s - fixed, 0.1 * measured_step_s)
         rate = step_flops(largest_config) / compute
     runs = [estimate_run(c, device, rate) for c in configs]
     wall = makespan([r.seconds for r in runs], workers)
@@ -357,6 +385,8 @@ def assumptions(device: Device, workers: int) -> list[str]:
         f"({device.peak_tflops:g} TFLOP/s peak [{device.source}]",
         f"  x {device.efficiency:.0%} efficiency = {device.flops_per_second / 1e12:.3g} TFLOP/s"
         + (" per worker)" if device.kind == "cpu" else ")"),
+        *([f"- plus {device.map_seconds_per_weight * 1e9:g} ns per attention weight a step materialises (B H T^2 "
+           f"per layer; all variants but {', '.join(NO_MAP_ON_CPU)})"] if device.map_seconds_per_weight else []),
         f"- {share};",
         "  sweeps one after another",
         "- not counted: building test sets, checkpoints at each evaluation, the final analyses, process start-up",

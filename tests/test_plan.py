@@ -81,12 +81,24 @@ def test_halving_the_throughput_doubles_the_compute_time():
     fast = plan.plan_sweep("long_context", configs, plan.make_device("cpu", tflops=0.1), 1)
     slow = plan.plan_sweep("long_context", configs, plan.make_device("cpu", tflops=0.05), 1)
     assert slow.compute_seconds == pytest.approx(2 * fast.compute_seconds, rel=1e-12)
-    overhead = sum(r.overhead_seconds for r in fast.runs)
-    assert overhead == pytest.approx(sum(r.overhead_seconds for r in slow.runs), rel=1e-12)
+    overhead = sum(r.overhead_seconds + r.map_seconds for r in fast.runs)
+    assert overhead == pytest.approx(sum(r.overhead_seconds + r.map_seconds for r in slow.runs), rel=1e-12)
     assert slow.wall_seconds == pytest.approx(overhead + 2 * fast.compute_seconds, rel=1e-9)  # one worker: the sum
     gpu = [plan.plan_sweep("long_context", configs, plan.make_device("cuda", H100, tflops=t), 2).wall_seconds
            for t in (1000.0, 500.0)]
     assert gpu[1] > 1.5 * gpu[0]  # FLOP-bound on a shared GPU
+
+
+def test_a_variant_that_materialises_its_weights_pays_for_each_on_cpu_only():
+    softmax, reluformer = (next(c for c in sweeps.configs("long_context", "deep")
+                                if c.attention_name == name and c.task.seq_len == 512) for name in ("softmax", "reluformer"))
+    cpu = plan.make_device("cpu")
+    assert plan.estimate_run(softmax, cpu).map_seconds == 0.0  # SDPA's fused kernel builds no T x T
+    heavy = plan.estimate_run(reluformer, cpu)
+    per_step = reluformer.train.batch_size * reluformer.model.num_heads * reluformer.model.num_layers * 512**2
+    assert heavy.map_seconds >= reluformer.train.steps * per_step * plan.CPU_MAP_SECONDS_PER_WEIGHT
+    assert heavy.seconds > plan.estimate_run(softmax, cpu).seconds
+    assert plan.estimate_run(reluformer, plan.make_device("cuda", H100)).map_seconds == 0.0
 
 
 def test_a_gpu_name_sets_the_peak_and_an_unknown_one_takes_the_stated_default():
