@@ -96,7 +96,7 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
     (their worker ended without a result, e.g. killed; no file left behind).
     """
     executor = executor or LocalExecutor(workers)
-    todo = [c for c in configs if load_result(c, root) is None]
+    todo = longest_first([c for c in configs if load_result(c, root) is None])
     print(f"{len(configs) - len(todo)} of {len(configs)} runs cached; running {len(todo)} "
           f"on {executor.name} with {executor.workers} worker(s)", file=sys.stderr)
     progress = Progress(configs, root)
@@ -127,6 +127,13 @@ def run_all(configs: list[RunConfig], *, executor: Any = None, workers: int = 1,
             print(f"{len(skipped)} run(s) held by another runner; waiting for them", file=sys.stderr)
         todo = skipped
     return outcome
+
+
+def longest_first(configs: list[RunConfig]) -> list[RunConfig]:
+    """The configs in the order a sweep hands them out: longest first by :mod:`experiments.plan`'s estimate on
+    this machine, so no worker starts the longest run while the others finish (the order changes no result)."""
+    device = plan.make_device("auto")
+    return sorted(configs, key=lambda c: plan.estimate_run(c, device).seconds, reverse=True)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

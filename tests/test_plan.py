@@ -155,3 +155,11 @@ def test_a_measured_step_sets_the_sweeps_throughput():
     assert slower.wall_seconds > 3 * modelled.wall_seconds
     tiny = dataclasses.replace(configs[0], train=dataclasses.replace(configs[0].train, batch_size=2))
     assert plan.measure_step(tiny, device, steps=1) > 0
+
+
+def test_a_sweep_hands_out_its_longest_runs_first():
+    configs = sweeps.configs("long_context", "deep")
+    ordered = sweep.longest_first(configs)
+    assert sorted(c.key() for c in ordered) == sorted(c.key() for c in configs)  # the same runs, reordered
+    assert [c.task.seq_len for c in ordered[:3]] == [512] * 3
+    assert {c.attention_name for c in ordered[:3]} == {"reluformer"}  # its materialised maps cost the most
