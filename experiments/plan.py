@@ -170,13 +170,17 @@ def forward_flops(config: RunConfig, batch: int, length: int | None = None) -> f
 
 def map_weights(config: RunConfig, batch: int, length: int | None = None) -> int:
     """Attention weights a forward pass on ``batch`` examples materialises (every layer and head, the whole
-    T x T; cross-attention's T x S too); 0 for a variant that never builds them on CPU (:data:`NO_MAP_ON_CPU`)."""
+    T x T, or the blockwise form's blocks on and below the diagonal; cross-attention's T x S too); 0 for a
+    variant that never builds them on CPU (:data:`NO_MAP_ON_CPU`)."""
     if config.attention_name in NO_MAP_ON_CPU:
         return 0
     target, heads, layers = length or config.task.seq_len, config.model.num_heads, config.model.num_layers
     if synthetic.kind_of(config.task) == "seq2seq":
         source = config.task.source_len
         return batch * heads * layers * (source**2 + target**2 + target * source)
+    if getattr(config.model.attention, "form", None) == "blockwise":  # the blocks on or below the diagonal
+        blocks = math.ceil(target / config.model.attention.block_size)
+        return batch * heads * layers * target**2 * (blocks + 1) // (2 * blocks)
     return batch * heads * layers * target**2
 
 

@@ -95,8 +95,13 @@ def test_a_variant_that_materialises_its_weights_pays_for_each_on_cpu_only():
     cpu = plan.make_device("cpu")
     assert plan.estimate_run(softmax, cpu).map_seconds == 0.0  # SDPA's fused kernel builds no T x T
     heavy = plan.estimate_run(reluformer, cpu)
-    per_step = reluformer.train.batch_size * reluformer.model.num_heads * reluformer.model.num_layers * 512**2
+    assert reluformer.model.attention.form == "blockwise" and reluformer.model.attention.block_size == 128
+    blocks = 4 * 5 // 2  # of the 4 x 4 blocks of 128 tokens, those on and below the diagonal
+    per_step = reluformer.train.batch_size * reluformer.model.num_heads * reluformer.model.num_layers * 128**2 * blocks
     assert heavy.map_seconds >= reluformer.train.steps * per_step * plan.CPU_MAP_SECONDS_PER_WEIGHT
+    materialised = dataclasses.replace(reluformer, model=dataclasses.replace(
+        reluformer.model, attention=dataclasses.replace(reluformer.model.attention, form="materialised")))
+    assert plan.estimate_run(materialised, cpu).map_seconds == pytest.approx(heavy.map_seconds * 16 / 10)
     assert heavy.seconds > plan.estimate_run(softmax, cpu).seconds
     assert plan.estimate_run(reluformer, plan.make_device("cuda", H100)).map_seconds == 0.0
 

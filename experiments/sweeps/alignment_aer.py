@@ -29,7 +29,7 @@ Profiles:
 - ``deep`` and ``full`` train each run until its test accuracy stops rising
   (``train.plateau_evals``, :func:`experiments.train.plateaued`: the last 4
   evaluations raised the best by at most 0.005 and the last is within 0.01
-  of the best), the step cap only a safety bound, in two settings named in
+  of the best), the step cap only a safety bound, in the settings named in
   the CSV by their model columns: ``paper``, the ReLA authors' (post-LN,
   uniform unit-scaling init with embeddings scaled by sqrt(d), sinusoidal
   positions, no clipping, no weight decay, the Noam schedule; as the
@@ -38,9 +38,9 @@ Profiles:
   beside them.
 - ``deep`` keeps the quick model (2 + 2 layers, width 32, 2 heads) on 8-word
   sentences (a step costs about two thirds of a 12-word one and the runs
-  plateau sooner), 3 seeds, both reorderings; the recipe arm has only the
-  pair R3's verdict compares (ReLA-g, softmax), to keep the deep profile
-  within its time (``make plan PROFILE=deep``).
+  plateau sooner), 3 seeds, both reorderings, in the paper setting only,
+  to keep the deep profile within its time (``make plan PROFILE=deep``); the
+  quick profile trains the recipe's setting.
 - ``full``, for a GPU: every variant in both settings, 24-word sentences,
   3 + 3 layers, width 256, 8 heads (the authors' head count at half their
   depth and width, so that its upper bound in FLOPs, 4e16 at the 8000-step
@@ -66,7 +66,7 @@ PROFILES = {
                   model=dict(d_model=32, num_heads=2)),
     # settings: each setting's variants and train fields beside the profile's (Noam decays from its warm-up on)
     "deep": dict(source_len=8, vocab=16, seeds=(0, 1, 2),
-                 settings=dict(recipe=(("rela_g", "softmax"), {}), paper=(VARIANTS, dict(warmup_steps=400))),
+                 settings=dict(paper=(VARIANTS, dict(warmup_steps=400))),
                  train=dict(steps=3000, warmup_steps=50, eval_every=100, **PLATEAU),
                  model=dict(d_model=32, num_heads=2)),
     # full, paper: Noam at lrate 1 peaks at d^-0.5 * warmup^-0.5 = 2e-3 at width 256 and 1000 warm-up steps

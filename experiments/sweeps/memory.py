@@ -19,10 +19,11 @@ Profiles:
 - ``quick``: 2048 facts; 64 and 512 slots, where every memory either stores
   about half the table or all of it; softmax at 2048 slots for S6, at the
   recipe's weight decay 0.1.
-- ``deep``: the quick table (2048 facts) with fewer slots per fact, 32 to
+- ``deep``: the quick table (2048 facts) with fewer slots per fact, 64 and
   128 slots, so that even the largest memory stores only part of it: relu and
   softmax + LayerNorm compare below the ceiling (S2, S3b); from 256 slots on
-  both store the whole table, and a larger table does not fit the steps. S6
+  both store the whole table, a larger table does not fit the steps, and at
+  32 slots no memory learns. S6
   beside the recipe's arm (weight decay 0.1, width 16): the paper's weight
   decay 1e-4 (the IWSLT fairseq recipe) at width 16, and a wider memory
   (width 32) at 1e-4, each with 2048 slots; the ledger reads S6 at 1e-4.
@@ -44,7 +45,7 @@ PROFILES = {
     "quick": dict(facts=2048, vocab=128, ratios=(4, 32), seeds=(0, 1, 2), d_model=16,
                   s6_arms=((16, 128, RECIPE_WEIGHT_DECAY),),
                   train=dict(steps=3000, lr=3e-3, warmup_steps=100, eval_every=250)),
-    "deep": dict(facts=2048, vocab=128, ratios=(2, 4, 8), seeds=(0, 1, 2), d_model=16,
+    "deep": dict(facts=2048, vocab=128, ratios=(4, 8), seeds=(0, 1, 2), d_model=16,
                  s6_arms=((16, 128, RECIPE_WEIGHT_DECAY), (16, 128, PAPER_WEIGHT_DECAY),
                           (32, 64, PAPER_WEIGHT_DECAY)),
                  train=dict(steps=3000, lr=3e-3, warmup_steps=100, eval_every=500)),

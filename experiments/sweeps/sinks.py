@@ -18,8 +18,8 @@ run learned when it is halfway from chance to that ceiling.
 
 Profiles: ``quick`` trains one layer at length 64, three seeds, softmax,
 softmax_1, softpick and relu, 300 steps; ``deep`` trains at length 128 for
-600 steps and adds ReLA-g and two-layer softmax and relu models; ``full``
-is the authors' length (256), width (256) and depths 1-3, for a GPU.
+600 steps and adds ReLA-g; ``full`` is the authors' length (256), width
+(256) and depths 1-3, for a GPU.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from experiments.sweeps._common import make_config
 
 VARIANTS = ("softmax", "softmax1", "softpick", "relu", "rela_g")
 QUICK_VARIANTS = ("softmax", "softmax1", "softpick", "relu")  # B5 and B3's sink part; ReLA-g is B3's null part
-B5_PAIR = ("softmax", "relu")
 AUTHORS_TRAIN = dict(weight_decay=1e-4, target_accuracy=0.0)  # Guo et al.'s weight decay; the whole budget
 PROFILES = {
     "smoke": dict(arms=((1, VARIANTS),), seeds=(0,), seq_len=16, d_model=16, test_examples=32,
                   train=dict(steps=4, batch_size=8, warmup_steps=1, eval_every=2)),
     "quick": dict(arms=((1, QUICK_VARIANTS),), seeds=(0, 1, 2), seq_len=64, d_model=64, test_examples=200,
                   train=dict(steps=300, batch_size=64, warmup_steps=50, eval_every=100)),
-    "deep": dict(arms=((1, VARIANTS), (2, B5_PAIR)), seeds=(0, 1, 2), seq_len=128, d_model=64,
+    "deep": dict(arms=((1, VARIANTS),), seeds=(0, 1, 2), seq_len=128, d_model=64,
                  test_examples=500, train=dict(steps=600, batch_size=64, warmup_steps=50, eval_every=100)),
     "full": dict(arms=((1, VARIANTS), (2, VARIANTS), (3, VARIANTS)), seeds=(0, 1, 2), seq_len=256, d_model=256,
                  test_examples=1000, train=dict(steps=20_000, batch_size=512, warmup_steps=1000, eval_every=1000)),
