@@ -80,8 +80,8 @@ def _schedule(row: dict[str, str]) -> str:
 MODEL_DEPTH = ("a 2-layer decoder on a synthetic task: a CPU minute per run. The probe (output / residual at "
                "init) shows whether the mechanism acts at this depth")
 STEPS = Factor("training steps", "tens of thousands (translation)", "train.steps",
-               "CPU budget: the runs stop at a target accuracy or at this many steps; a run that did not learn is "
-               "inconclusive, not a verdict")
+               "CPU budget: each run trains at most this many steps (sooner only where the card's early stop says "
+               "so); a run that did not learn is inconclusive, not a verdict")
 
 SINKS = (
     Factor("task", "Bigram-Backcopy: V=65 characters, length 256, k=3 triggers", lambda r: (
