@@ -32,7 +32,8 @@ def _drop(rows_, longest: str) -> list[dict[str, str]]:
        "SSMax keeps needle retrieval at lengths past training where softmax fails; stick-breaking extrapolates",
        "per task (MQAR, needle; no position embedding), where softmax and the claimant learned at the training "
        "length: the claimant loses less accuracy from 1x to the longest test length than softmax (the seed rule); "
-       "softmax must lose some (by the same rule), or there is no fading to repair (inconclusive); a claimant "
+       "one that loses more fails, whether or not softmax loses any; one tied with softmax fails where softmax "
+       "loses some (by the same rule) and is not judged where it loses none (no fading to repair); a claimant "
        "judged on no task leaves part of the claim unjudged: at most partly")
 def judge_b2(ev: Evidence):
     found = rows(ev, "length_gen")
@@ -55,21 +56,25 @@ def judge_b2(ev: Evidence):
             skipped.append(f"softmax on {task}")
             continue
         softmax_drop = [value(r, "drop") for r in groups["softmax"]]
-        if compare(softmax_drop, 0.0) >= 0:
-            skipped.append(f"softmax's accuracy on {task} changes by {mean(softmax_drop):+.3f} from 1x to "
-                           f"{lengths[-1] // int(task_rows[0]['task.seq_len'])}x: no loss by the seed rule")
-            continue
+        fades = compare(softmax_drop, 0.0) < 0
+        if not fades:
+            notes[-1] += (f"; softmax changes by {mean(softmax_drop):+.3f} from 1x to "
+                          f"{lengths[-1] // int(task_rows[0]['task.seq_len'])}x: no loss by the seed rule")
         for name in LENGTH_CLAIMANTS:
             if name not in groups or not learned(groups[name]):
                 skipped.append(f"{name} on {task}")
                 continue
+            order = differ(groups[name], groups["softmax"], "drop")
+            if order == 0 and not fades:
+                skipped.append(f"{name} on {task} (tied with softmax, which loses nothing: no fading to repair)")
+                continue
             total += 1
             judged.add(name)
-            passed += differ(groups[name], groups["softmax"], "drop") > 0
+            passed += order > 0
     ours = "; ".join(notes)
     if total == 0:
         reason = "; ".join(skipped)
-        if any(s.startswith("softmax's accuracy") for s in skipped):
+        if any("no fading to repair" in s for s in skipped):
             raise Untestable(f"{reason} ({ours})")
         raise DidNotLearn(f"{reason} ({ours})")
     unjudged = [name for name in LENGTH_CLAIMANTS if name not in judged]

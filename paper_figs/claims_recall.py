@@ -47,6 +47,29 @@ def _uniform(runs: list[dict[str, str]], length: int) -> str:
     return f", uniform rows {math.lgamma(length + 1) / length:.2f}" if _focus(runs) else ""
 
 
+def _gain_at_the_end(row: dict[str, str]) -> float | None:
+    """How much the run's test accuracy rose over the last fifth of its evaluations (the ``curve.test_accuracy``
+    column, ``step:accuracy`` pairs); None where fewer than five were recorded."""
+    points = [float(p.split(":")[1]) for p in (row.get("curve.test_accuracy") or "").split()]
+    if len(points) < 5:
+        return None
+    return points[-1] - points[-1 - len(points) // 5]
+
+
+def _still_rising(at_length) -> str:
+    """Why a length did not decide S5, measured: the accuracy each variant gained over the last fifth of its
+    steps (above zero, the runs were still rising when their steps ran out)."""
+    length, relu, soft = at_length
+    gains = {name: [g for g in map(_gain_at_the_end, rs) if g is not None] for name, rs in
+             (("reluformer", relu), ("softmax", soft))}
+    if not all(gains.values()):
+        return ""
+    steps = relu[0].get("steps_run") or relu[0].get("train.steps")
+    return (f"; at {length}, accuracy gained over the last fifth of the {steps} steps: "
+            + ", ".join(f"{name} {sum(g) / len(g):+.3f}" for name, g in gains.items())
+            + " (mean over seeds)")
+
+
 @claim("S5",
        "ReLU attention is better on long sequences",
        "ReLUFormer, arXiv 2302.06461",
@@ -65,7 +88,8 @@ def judge_s5(ev: Evidence):
                          "which the paper finds ReLU ahead")
     long = [(n, r, s) for n, r, s in lengths if n >= S5_EFFECT_LENGTH and (learned(r) or learned(s))]
     if not long:
-        raise DidNotLearn(f"neither softmax nor reluformer at any length of {S5_EFFECT_LENGTH} or more; {shown}")
+        raise DidNotLearn(f"neither softmax nor reluformer at any length of {S5_EFFECT_LENGTH} or more; {shown}"
+                          + _still_rising(lengths[-1]))
     length, relu, soft = long[-1]
     ours = (f"length {length} (longest where either learned): reluformer {spread(relu, 'test_accuracy')}, "
             f"softmax {spread(soft, 'test_accuracy')}; all lengths: {shown}")

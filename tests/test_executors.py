@@ -31,9 +31,9 @@ TINY = {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs"
         "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "eval_every": 3, "device": "cpu"}}
 
 
-def write_sweep(path: Path, *, steps: int = 6, seeds=(0, 1), variants=("softmax", "linear")) -> Path:
+def write_sweep(path: Path, *, steps: int = 6, seeds=(0, 1), variants=("softmax", "linear"), eval_every: int = 3) -> Path:
     base = json.loads(json.dumps(TINY))
-    base["train"]["steps"] = steps
+    base["train"]["steps"], base["train"]["eval_every"] = steps, eval_every
     path.write_text(json.dumps({"base": base, "grid": {"model.attention.name": list(variants),
                                                        "train.seed": list(seeds)}}))
     return path
@@ -231,16 +231,15 @@ def test_a_job_folder_others_could_write_to_is_refused_before_any_job(tmp_path):
 
 
 def test_a_submitit_worker_killed_mid_run_leaves_nothing_and_a_rerun_matches_an_uninterrupted_sweep(tmp_path):
-    path = write_sweep(tmp_path / "s.json", steps=1500, seeds=(0,))
+    path = write_sweep(tmp_path / "s.json", steps=300, seeds=(0,), eval_every=50)
     argv = [sys.executable, "-m", "experiments.sweep", str(path), "--executor", "submitit-local", "--workers", "1",
             "--csv", str(tmp_path / "a.csv"), "--results-dir", str(tmp_path / "a")]
     driver = subprocess.Popen(argv, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
     deadline, lock = time.time() + 120, None
-    while lock is None and time.time() < deadline:
+    while (lock is None or not lock.with_suffix(".ckpt").exists()) and time.time() < deadline:
         lock = next((p for p in (tmp_path / "a").rglob("*.lock")), None)
-        time.sleep(0.1)
-    assert lock is not None, "no run started"
-    time.sleep(1.0)
+        time.sleep(0.05)  # until a run holds its lock and has written its first checkpoint: 250 steps to go
+    assert lock is not None and lock.with_suffix(".ckpt").exists(), "no run started"
     host, pid = lock.read_text().split()
     os.kill(int(pid), signal.SIGKILL)  # the job's process, in the middle of its run
     log = driver.communicate(timeout=300)[1]

@@ -216,8 +216,9 @@ def test_s5_false_positive_of_the_flat_long_context_figure_is_inconclusive():
 
 def test_b2_and_b3_are_untestable_where_the_baseline_shows_no_effect():
     b2 = next(c for c in CLAIMS if c.id == "B2")
-    ours, verdict = b2.verdict(length_gen(-0.05, -0.02, softmax_drop=0.0))  # softmax does not fade
+    ours, verdict = b2.verdict(length_gen(0.0, 0.01, softmax_drop=0.0))  # no variant fades: nothing to repair
     assert verdict == "inconclusive" and ours.startswith("untestable") and "no loss by the seed rule" in ours
+    assert "no fading to repair" in ours
     b3 = next(c for c in CLAIMS if c.id == "B3")
     ours, verdict = b3.verdict(sinks(0.03, 0.02))  # below a uniform row's weight on the first token (0.04)
     assert verdict == "inconclusive" and "softmax formed no dormant sink to remove" in ours
@@ -254,6 +255,15 @@ def test_b3_grades_each_remover_and_each_null_variant():
     without_rela.sweeps["sinks"] = [r for r in without_rela.sweeps["sinks"] if r["model.attention.name"] != "rela_g"]
     ours, verdict = b3.verdict(without_rela)  # every judged part holds, one part was not trained
     assert verdict == "partly" and "unjudged part of the claim: rela_g" in ours, ours
+
+
+def test_b2_fails_a_claimant_that_loses_more_than_a_softmax_that_does_not_fade():
+    b2 = next(c for c in CLAIMS if c.id == "B2")
+    ours, verdict = b2.verdict(length_gen(-0.02, -0.3, softmax_drop=-0.01))  # stick-breaking fades, softmax not
+    assert verdict == "not reproduced" and "no loss by the seed rule" in ours, ours
+    assert "unjudged part of the claim: ssmax" in ours  # tied with a softmax that loses nothing
+    ours, verdict = b2.verdict(length_gen(0.05, 0.06, softmax_drop=-0.01))  # both gain where softmax holds
+    assert verdict == "reproduced", ours
 
 
 def test_b2_judges_only_the_claimants_that_learned():
@@ -488,3 +498,13 @@ def test_s4_counts_a_regulariser_only_where_a_normalised_control_learned():
                         model__attention__norm_loss_weight=0.1))
     ours, verdict = next(c for c in CLAIMS if c.id == "S4").verdict(Evidence(sweeps={"stability": seeded(rows)}))
     assert verdict == "partly" and "(b) regularisers do not help" in ours, ours
+
+
+def test_s5_unlearned_at_its_effect_length_says_how_much_each_variant_still_rose():
+    claim = next(c for c in CLAIMS if c.id == "S5")
+    curve = lambda end: " ".join(f"{s}:{0.05 + (end - 0.05) * s / 1000:.4f}" for s in range(100, 1001, 100))  # noqa: E731
+    rows = [row(n, task__seq_len=length, test_accuracy=end, steps_run=1000, curve__test_accuracy=curve(end),
+                learned=0) for length in (128, 512) for n, end in (("reluformer", 0.25), ("softmax", 0.15))]
+    ours, verdict = claim.verdict(Evidence(sweeps={"long_context": seeded(rows)}))
+    assert verdict == "inconclusive"
+    assert "last fifth of the 1000 steps: reluformer +0.040, softmax +0.020" in ours, ours

@@ -237,7 +237,7 @@ def tiny_sweep(path: Path, *, steps: int, seeds: int, eval_every: int) -> Path:
 
 @pytest.mark.parametrize("signum", [2, 15])  # Ctrl-C, and a scheduler's or kill's TERM
 def test_an_interrupted_sweep_stops_its_workers_and_resumes(tmp_path, signum):
-    tiny_sweep(tmp_path / "s.json", steps=3000, seeds=4, eval_every=100)
+    tiny_sweep(tmp_path / "s.json", steps=300, seeds=4, eval_every=50)
     env = subprocess_env()
     argv = [sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",
             "--csv", str(tmp_path / "o.csv"), "--results-dir", str(tmp_path / "r")]

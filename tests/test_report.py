@@ -79,14 +79,19 @@ def _requests(driver, page: Path) -> list[str]:
             if e["method"] == "Network.requestWillBeSent" and e["params"].get("documentURL") == page.as_uri()]
 
 
+# The sweeps the page is built from here: the gallery's (sinks) and the analysis page's (mqar_pairs). The other
+# claims' rows say "not run"; the whole smoke pipeline, every sweep, is `make all PROFILE=smoke` (CI runs it).
+REPORT_SWEEPS = "mqar_pairs sinks"
+
+
 def _make_smoke(out: Path, target: str) -> None:
     """``make <target> PROFILE=smoke`` into ``out`` (figures, notebooks, result cache), with this interpreter."""
     env = {**subprocess_env(), "RESULTS_DIR": str(out / "results")}
     stamp = out / "installed"  # this interpreter already has the project: make's install step has nothing to do
     stamp.touch()
     done = subprocess.run(["make", target, "PROFILE=smoke", f"PYTHON={sys.executable}", f"STAMP={stamp}",
-                           f"FIG_DIR={out / 'smoke'}", "WORKERS=2"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+                           f"FIG_DIR={out / 'smoke'}", f"SWEEPS={REPORT_SWEEPS}", "WORKERS=2"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
 
@@ -97,9 +102,20 @@ def smoke_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke_notebooks(smoke_folder):
-    """``make notebooks PROFILE=smoke``: every theory notebook executed and rendered by the Makefile's rules."""
+    """``make notebooks PROFILE=smoke``: every theory notebook executed through a Jupyter kernel and rendered by
+    the Makefile's rules."""
     _make_smoke(smoke_folder, "notebooks")
     return sorted((smoke_folder / "smoke" / "theory").glob("*.html"))
+
+
+def test_every_notebook_ran_as_a_notebook_and_printed_its_verdicts(smoke_notebooks):
+    """The kernel's outputs of each executed notebook (the same file as tests/test_theory.py runs as a script)."""
+    for page in smoke_notebooks:
+        notebook = json.loads(page.with_suffix(".ipynb").read_text())
+        outputs = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                          for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", []))
+        assert "verdicts:" in outputs and "Traceback" not in outputs, page.name
+        assert json.loads((page.parent / "verdicts" / f"{page.stem}.json").read_text()), page.name
 
 
 @pytest.fixture(scope="module")

@@ -188,15 +188,14 @@ def test_a_run_killed_mid_way_leaves_no_result_and_reruns_identically(tmp_path):
     import time
 
     argv = ["--task", "mqar", "--vocab-size", "16", "--seq-len", "16", "--num-kv-pairs", "2", "--d-model", "16",
-            "--num-heads", "2", "--steps", "1500", "--eval-every", "500", "--batch-size", "8",
+            "--num-heads", "2", "--steps", "300", "--eval-every", "50", "--batch-size", "8",
             "--num-test-examples", "16", "--target-accuracy", "0", "--no-progress"]
     env = subprocess_env()
     victim = subprocess.Popen([sys.executable, "-m", "experiments.run", *argv, "--results-dir", str(tmp_path / "a")],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while not list((tmp_path / "a").rglob("*.lock")) and time.time() < deadline:
-        time.sleep(0.1)  # wait until the run has started (its lock exists)
-    time.sleep(0.5)
+    while not list((tmp_path / "a").rglob("*.ckpt")) and time.time() < deadline:
+        time.sleep(0.05)  # wait until the run is under way (its first checkpoint, 250 steps before its end)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not list((tmp_path / "a").rglob("*.json")), "a killed run left a result file"

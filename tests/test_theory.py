@@ -148,21 +148,3 @@ def test_a_notebook_page_draws_its_math_as_mathml_and_loads_no_script(tmp_path):
     assert "<mfrac>" in page and "<msup>" in page and "ns0:" not in page  # typeset, and drawn in the heading too
     assert "$" not in page.split("<body")[1] and "<script" not in page
     assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_executes_as_a_notebook(name, tmp_path, monkeypatch):
-    """The same file through jupytext and a Jupyter kernel (fast mode)."""
-    jupytext = pytest.importorskip("jupytext")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("THEORY_FAST", "1")
-    monkeypatch.setenv("THEORY_OUT", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the notebooks import theory._mc as a package
-    notebook = jupytext.read(THEORY / f"{name}.py")
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for o in cell.get("outputs", []))
-    assert "verdicts:" in outputs
-    assert json.loads((tmp_path / "verdicts" / f"{name}.json").read_text())
