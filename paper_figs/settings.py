@@ -60,9 +60,14 @@ class Card:
         return out
 
 
+def _count(row: dict[str, str], column: str, noun: str) -> str:
+    n = row.get(column, "?")
+    return f"{n} {noun}" if n == "1" else f"{n} {noun}s"
+
+
 def _layers(row: dict[str, str]) -> str:
-    return f"{row.get('model.num_layers', '?')} layers, d={row.get('model.d_model', '?')}, " \
-           f"{row.get('model.num_heads', '?')} heads"
+    return f"{_count(row, 'model.num_layers', 'layer')}, d={row.get('model.d_model', '?')}, " \
+           f"{_count(row, 'model.num_heads', 'head')}"
 
 
 def _post(row: dict[str, str]) -> str:
@@ -77,7 +82,7 @@ def _schedule(row: dict[str, str]) -> str:
     return row.get("train.schedule") or "cosine"
 
 
-MODEL_DEPTH = ("a 2-layer decoder on a synthetic task: a CPU minute per run. The probe (output / residual at "
+MODEL_DEPTH = ("a small decoder on a synthetic task, trained on a CPU core. The probe (output / residual at "
                "init) shows whether the mechanism acts at this depth")
 STEPS = Factor("training steps", "tens of thousands (translation)", "train.steps",
                "CPU budget: each run trains at most this many steps (sooner only where the card's early stop says "
@@ -90,7 +95,7 @@ SINKS = (
         "shorter on a CPU core (a step's cost grows with the length; the full profile runs 256): a sink needs only "
         "dormant rows, which every length has"),
     Factor("depth and width", "1-3 layers, d=256, 1 head per layer", _layers,
-           "width 64: a CPU minute per run; the judges read the one-layer models"),
+           "width 64, trained on a CPU core; the judges read the one-layer models"),
     Factor("weight decay", "1e-4", "train.weight_decay", "", same="0.0001"),
     Factor("sink judged", "per head, at non-trigger (dormant) rows", lambda r: "the most sink-like head, at the "
            "dormant rows", "", same="the most sink-like head, at the dormant rows"),
