@@ -40,7 +40,8 @@ SWEEPS := mqar_pairs mqar_mixing mqar_width stability heads alignment_aer memory
 FIGURES := $(SWEEPS:%=$(FIG_DIR)/%.png) $(FIG_DIR)/speed.png
 LEDGER := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/CLAIMS.md,paper_figs/CLAIMS.md)
 BENCH_ARGS := --batch 2 $(if $(filter smoke,$(PROFILE)),--lengths 32 64 --repeats 1,--lengths 128 512 --repeats 3)
-BENCH_VARIANTS := rela_g rela_i relu sparsemax entmax15 sigmoid linear
+# smoke: the three R4 compares (each case is a fresh process, seconds of start-up apiece)
+BENCH_VARIANTS := $(if $(filter smoke,$(PROFILE)),rela_g sparsemax entmax15,rela_g rela_i relu sparsemax entmax15 sigmoid linear)
 THEORY := $(filter-out theory/_%,$(wildcard theory/*.py))
 NOTEBOOK_DIR := $(if $(filter smoke,$(PROFILE)),$(FIG_DIR)/theory,paper_figs/theory)
 NOTEBOOKS := $(patsubst theory/%.py,$(NOTEBOOK_DIR)/%.html,$(THEORY))

@@ -349,7 +349,7 @@ def test_a_truncated_result_is_redone_by_a_submitit_sweep(tmp_path):
 
 
 def test_two_concurrent_submitit_runners_do_each_run_once(tmp_path):
-    path = write_sweep(tmp_path / "s.json", steps=200, seeds=(0, 1))
+    path = write_sweep(tmp_path / "s.json", steps=200, seeds=(0, 1), eval_every=50)
     drivers = [subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(path), "--executor", "submitit-local",
                                  "--workers", "2", "--csv", str(tmp_path / f"{name}.csv"),
                                  "--results-dir", str(tmp_path / "r"), "--submitit-dir", str(tmp_path / name)],

@@ -364,7 +364,7 @@ def test_status_of_a_large_sweep_file_streams_in_constant_memory(tmp_path, monke
 
 
 def test_a_worker_killed_mid_sweep_loses_only_its_own_run(tmp_path):
-    tiny_sweep(tmp_path / "s.json", steps=400, seeds=6, eval_every=50)
+    tiny_sweep(tmp_path / "s.json", steps=200, seeds=6, eval_every=50)
     results = tmp_path / "r"
     env = subprocess_env()
     process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", str(tmp_path / "s.json"), "--workers", "2",

@@ -89,7 +89,7 @@ def test_the_sink_cards_read_the_one_layer_runs_they_judge():
     evidence = Evidence(sweeps={"sinks": rows})
     table = {factor: (ours, why) for factor, _, ours, why in settings.CARDS["B5"].table(evidence)}
     assert table["weight decay"] == ("0.0001", "")  # the authors' 1e-4: no reason needed
-    assert table["depth and width"][0] == "1 layers, d=64, 1 heads" and table["depth and width"][1]
+    assert table["depth and width"][0] == "1 layer, d=64, 1 head" and table["depth and width"][1]
     assert table["task"][0] == "bigram_backcopy: V=64, length 128, k=3 triggers"
     b3 = {factor: ours for factor, _, ours, _ in settings.CARDS["B3"].table(evidence)}
     assert b3["weight decay"] == "0.1, 0.0001"  # softpick's run at another decay shows on the card that reads it
