@@ -1,7 +1,7 @@
-"""The report page, read as a reader would: the smoke profile built by make into a temporary folder, opened in
-a real headless Chromium (Debian's, through its chromedriver), every image loaded, every local link
-resolving, one ledger row per claim; and the notebook pages make built beside it, which fetch nothing and
-draw their math as MathML."""
+"""The report page, read as a reader would: the smoke profile built by make into a temporary folder (two of
+its sweeps and every notebook; CI builds all of it with `make all PROFILE=smoke`), opened in a real headless
+Chromium (Debian's, through its chromedriver), every image loaded, every local link resolving, one ledger row
+per claim; and the notebook pages make built beside it, which fetch nothing and draw their math as MathML."""
 
 from __future__ import annotations
 
