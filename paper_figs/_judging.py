@@ -187,6 +187,21 @@ def compare(a: list[float], b: list[float] | float, margin: float = 0.0) -> int:
     return 0
 
 
+def curve(row: dict[str, str]) -> list[tuple[int, float]]:
+    """The run's test accuracy at each evaluation, ``(step, accuracy)``, from the ``curve.test_accuracy`` column
+    (``step:accuracy`` pairs); empty where the sweep did not record it."""
+    points = []
+    for point in (row.get("curve.test_accuracy") or "").split():
+        step, accuracy = point.split(":")
+        points.append((int(step), float(accuracy)))
+    return points
+
+
+def steps_to(row: dict[str, str], level: float) -> int | None:
+    """The first evaluation step at which the run's test accuracy reached ``level`` (None if it never did)."""
+    return next((step for step, accuracy in curve(row) if accuracy >= level), None)
+
+
 def differ(a: list[dict[str, str]], b: list[dict[str, str]], column: str, margin: float = 0.0) -> int:
     """:func:`compare` of a column over two groups of runs (a diverged run's accuracy counts as 0)."""
     return compare([value(r, column) for r in a], [value(r, column) for r in b], margin)

@@ -17,7 +17,7 @@ import math
 from statistics import median
 
 from paper_figs._rows import group, setting, value, variant
-from paper_figs._judging import (Evidence, Missing, Untestable, claim, differ, grade, mean_of,
+from paper_figs._judging import (Evidence, Missing, Untestable, claim, differ, grade, mean_of, steps_to,
                                  require_learned, rows, spread)
 
 BASELINES = ("softmax", "sparsemax", "entmax15")
@@ -70,16 +70,6 @@ def _not_at_plateau(here) -> str:
         return f"every group, {at}"
     return ", ".join(f"{group} ({sum(r['status'] != 'plateaued' for r in rs)}/{len(rs)})"
                      for group, rs in capped.items()) + f", {at}"
-
-
-def steps_to(row: dict[str, str], level: float) -> int | None:
-    """The first evaluation step at which the run's test accuracy reached ``level`` (None if it never did);
-    read from the ``curve.test_accuracy`` column."""
-    for point in (row.get("curve.test_accuracy") or "").split():
-        step, accuracy = point.split(":")
-        if float(accuracy) >= level:
-            return int(step)
-    return None
 
 
 def _speed(here, order: str) -> str:

@@ -116,13 +116,32 @@ def test_s5_fails_where_softmax_leads_at_512_whatever_happens_below():
     assert result == "not reproduced" and "length 512" in ours, ours
 
 
-def test_s5_is_not_judged_below_512_nor_at_the_ceiling():
+def test_s5_is_not_judged_below_512_nor_where_nothing_learned_there():
     ours, result = verdict("S5", long_context({128: (0.9, 0.6), 256: (0.9, 0.6)}))
     assert result == "inconclusive" and "below the 512" in ours, ours
-    ours, result = verdict("S5", long_context({128: (1.0, 1.0), 512: (1.0, 0.995)}))
-    assert result == "inconclusive" and "both at the ceiling" in ours, ours
     ours, result = verdict("S5", long_context({128: (0.9, 0.9), 512: (0.2, 0.2)}))  # learned only at 128
     assert result == "inconclusive" and ours.startswith("did not learn"), ours
+
+
+def at_the_ceiling(relu_step: int, soft_step: int) -> Evidence:
+    """Both variants end at 1.0 at length 512; each seed's curve crosses 0.95 at the given step (+100 a seed)."""
+    evidence = long_context({512: (1.0, 1.0)})
+    for row in evidence.sweeps["long_context"]:
+        at = (relu_step if row["model.attention.name"] == "reluformer" else soft_step) + 100 * int(row["train.seed"])
+        row["curve.test_accuracy"] = " ".join(f"{s}:{0.5 if s < at else 1.0}" for s in range(100, 2001, 100))
+    return evidence
+
+
+def test_s5_at_the_ceiling_compares_the_steps_each_took_and_can_fail():
+    ours, result = verdict("S5", at_the_ceiling(relu_step=600, soft_step=1200))
+    assert result == "reproduced" and "both at the ceiling" in ours and "reluformer 700, softmax 1300" in ours, ours
+    ours, result = verdict("S5", at_the_ceiling(relu_step=1500, soft_step=800))  # softmax gets there first
+    assert result == "not reproduced", ours
+    ours, result = verdict("S5", at_the_ceiling(relu_step=1000, soft_step=1000))
+    assert result == "partly", ours
+    missing = long_context({512: (1.0, 1.0)})  # no curves recorded: nothing to compare
+    ours, result = verdict("S5", missing)
+    assert result == "not run" and "curve.test_accuracy" in ours, ours
 
 
 def test_s5_shows_the_row_entropy_probe_against_a_uniform_row():
