@@ -196,6 +196,11 @@ def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
     return fn(*args)
 
 
+# submitit waits up to 15 s for a finished job's result file to show on a slow shared file system; a local job
+# writes it on this machine, so one that died is known lost after this many seconds
+LOCAL_RESULT_WAIT_S = 1
+
+
 class SubmititExecutor:
     """One submitit job per call: SLURM array jobs, or submitit's local executor.
 
@@ -256,8 +261,6 @@ class SubmititExecutor:
             while queue and len(running) < self.workers:
                 index = queue.pop(0)
                 running[index] = job = self.executor.submit(_threaded, fn, threads, *calls[index])
-                # submitit waits up to 15 s for a finished job's result file to show on a slow shared file
-                # system; a local job writes it on this machine, so a job that died is known lost at once
                 job._results_timeout_s = LOCAL_RESULT_WAIT_S
             finished = [index for index, job in running.items() if job.done()]
             for index in finished:
@@ -266,9 +269,6 @@ class SubmititExecutor:
                 if on_poll is not None:
                     on_poll()
                 time.sleep(self.poll_seconds)
-
-
-LOCAL_RESULT_WAIT_S = 1
 
 
 def default_job_folder() -> Path:

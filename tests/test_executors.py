@@ -31,7 +31,8 @@ TINY = {"task": {"name": "mqar", "vocab_size": 16, "seq_len": 16, "num_kv_pairs"
         "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "eval_every": 3, "device": "cpu"}}
 
 
-def write_sweep(path: Path, *, steps: int = 6, seeds=(0, 1), variants=("softmax", "linear"), eval_every: int = 3) -> Path:
+def write_sweep(path: Path, *, steps: int = 6, seeds=(0, 1), variants=("softmax", "linear"),
+                eval_every: int = 3) -> Path:
     base = json.loads(json.dumps(TINY))
     base["train"]["steps"], base["train"]["eval_every"] = steps, eval_every
     path.write_text(json.dumps({"base": base, "grid": {"model.attention.name": list(variants),

@@ -114,7 +114,7 @@ def test_every_notebook_ran_through_a_kernel_and_its_claims_hold(smoke_notebooks
     assert [p.stem for p in smoke_notebooks] == NOTEBOOKS
     for page in smoke_notebooks:
         notebook = json.loads(page.with_suffix(".ipynb").read_text())
-        outputs = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+        outputs = "".join("".join(o.get("text", ""))  # a stream's text: one string, or a list of lines
                           for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", []))
         assert "verdicts:" in outputs and "ok " in outputs and "Traceback" not in outputs, page.name
         verdicts = json.loads((page.parent / "verdicts" / f"{page.stem}.json").read_text())
